@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Tollgate builds, tests and demos with.
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -euo pipefail
+
+pkgs=(gcc make pkg-config libevent-dev libcurl4-openssl-dev libfyaml-dev
+      libjson-c-dev libsqlite3-dev libssl-dev libcmocka-dev sqlite3 python3
+      ca-certificates)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $st == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tollgate: missing Debian packages. Run as root:" >&2
+    echo "  apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "tollgate: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+$cmd -qq
