@@ -1,0 +1,708 @@
+/*
+ * Config loading with libfyaml. Each mapping is walked key by key, so an
+ * unknown or misspelt key is an error with its line, not silently ignored.
+ */
+#include "config/config.h"
+
+#include "util/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libfyaml.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct loader {
+    config_t *cfg;
+    const char *path;
+    const char *dir;
+    FILE *errout;
+    int errors;
+} loader_t;
+
+static int node_line(struct fy_node *node)
+{
+    struct fy_token *tok = node ? fy_node_get_scalar_token(node) : NULL;
+    const struct fy_mark *mark = tok ? fy_token_start_mark(tok) : NULL;
+
+    return mark ? mark->line + 1 : 0;
+}
+
+static void fail(loader_t *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(loader_t *ld, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(ld->errout, "%s:%d: ", ld->path, line);
+    va_start(ap, fmt);
+    vfprintf(ld->errout, fmt, ap);
+    va_end(ap);
+    fputc('\n', ld->errout);
+    ld->errors++;
+}
+
+static const char *scalar(loader_t *ld, struct fy_node *node, int line,
+                          const char *what)
+{
+    size_t len;
+    const char *s;
+
+    if (node == NULL || !fy_node_is_scalar(node)) {
+        fail(ld, line, "%s must be a single value", what);
+        return NULL;
+    }
+    s = fy_node_get_scalar(node, &len);
+    return arena_strndup(ld->cfg->arena, s ? s : "", s ? len : 0);
+}
+
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void get_int(loader_t *ld, struct fy_node *node, int line,
+                    const char *what, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *s = scalar(ld, node, line, what);
+
+    if (s != NULL && !parse_int(s, lo, hi, out))
+        fail(ld, line,
+             "%s must be a whole number from %" PRId64 " to %" PRId64
+             ", not '%s'",
+             what, lo, hi, s);
+}
+
+/* Expands ${VAR} and ${VAR:-default}; an unset VAR without a default is
+ * an error, since a path silently made empty would point elsewhere. */
+static const char *expand(loader_t *ld, const char *s, int line)
+{
+    char out[4096];
+    size_t o = 0;
+
+    while (*s != '\0' && o < sizeof(out) - 1) {
+        const char *close, *dflt;
+        char name[256];
+        size_t nlen;
+        const char *val;
+
+        if (s[0] != '$' || s[1] != '{' || (close = strchr(s, '}')) == NULL) {
+            out[o++] = *s++;
+            continue;
+        }
+        dflt = strstr(s, ":-");
+        if (dflt != NULL && dflt > close)
+            dflt = NULL;
+        nlen = (size_t)((dflt ? dflt : close) - (s + 2));
+        if (nlen >= sizeof(name))
+            nlen = sizeof(name) - 1;
+        memcpy(name, s + 2, nlen);
+        name[nlen] = '\0';
+        val = getenv(name);
+        if ((val == NULL || *val == '\0') && dflt != NULL) {
+            size_t dl = (size_t)(close - dflt - 2);
+
+            if (dl >= sizeof(out) - o)
+                dl = sizeof(out) - o - 1;
+            memcpy(out + o, dflt + 2, dl);
+            o += dl;
+        } else if (val == NULL) {
+            fail(ld, line, "environment variable %s is not set", name);
+        } else {
+            size_t vl = strlen(val);
+
+            if (vl >= sizeof(out) - o)
+                vl = sizeof(out) - o - 1;
+            memcpy(out + o, val, vl);
+            o += vl;
+        }
+        s = close + 1;
+    }
+    out[o] = '\0';
+    return arena_strdup(ld->cfg->arena, out);
+}
+
+static const char *get_path(loader_t *ld, struct fy_node *node, int line,
+                            const char *what)
+{
+    const char *s = scalar(ld, node, line, what);
+
+    if (s == NULL)
+        return NULL;
+    s = expand(ld, s, line);
+    if (s[0] == '/' || ld->dir[0] == '\0')
+        return s;
+    return arena_printf(ld->cfg->arena, "%s/%s", ld->dir, s);
+}
+
+typedef void (*field_fn)(loader_t *ld, void *obj, const char *key,
+                         struct fy_node *value, int line);
+
+/* Calls fn for each key of a mapping. */
+static void walk(loader_t *ld, struct fy_node *map, int line, const char *what,
+                 void *obj, field_fn fn)
+{
+    struct fy_node_pair *pair;
+    void *iter = NULL;
+
+    if (map == NULL || !fy_node_is_mapping(map)) {
+        fail(ld, line, "%s must be a mapping of keys to values", what);
+        return;
+    }
+    while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        const char *key = k ? fy_node_get_scalar0(k) : NULL;
+
+        if (key == NULL) {
+            fail(ld, line, "%s has a key that is not plain text", what);
+            continue;
+        }
+        fn(ld, obj, key, fy_node_pair_value(pair), node_line(k));
+    }
+}
+
+static void provider_field(loader_t *ld, void *obj, const char *key,
+                           struct fy_node *v, int line)
+{
+    cfg_provider_t *p = obj;
+
+    if (strcmp(key, "name") == 0)
+        p->name = scalar(ld, v, line, "provider name");
+    else if (strcmp(key, "kind") == 0)
+        p->kind = scalar(ld, v, line, "provider kind");
+    else if (strcmp(key, "base_url") == 0)
+        p->base_url = scalar(ld, v, line, "base_url");
+    else if (strcmp(key, "api_key_env") == 0)
+        p->api_key_env = scalar(ld, v, line, "api_key_env");
+    else
+        fail(ld, line,
+             "unknown provider key '%s' (expected name, kind, "
+             "base_url, api_key_env)",
+             key);
+}
+
+static void check_provider(loader_t *ld, cfg_provider_t *p)
+{
+    size_t n;
+
+    if (p->name == NULL)
+        fail(ld, p->line, "provider needs a name");
+    if (p->kind == NULL)
+        fail(ld, p->line,
+             "provider needs a kind (openai or "
+             "openai-compatible)");
+    else if (strcmp(p->kind, "openai") != 0 &&
+             strcmp(p->kind, "openai-compatible") != 0)
+        fail(ld, p->line,
+             "provider kind '%s' is not supported (expected "
+             "openai or openai-compatible)",
+             p->kind);
+    if (p->base_url == NULL) {
+        fail(ld, p->line, "provider needs a base_url");
+        return;
+    }
+    if (strncmp(p->base_url, "http://", 7) != 0 &&
+        strncmp(p->base_url, "https://", 8) != 0)
+        fail(ld, p->line, "base_url must start with http:// or https://");
+    n = strlen(p->base_url);
+    while (n > 0 && p->base_url[n - 1] == '/')
+        n--;
+    p->base_url = arena_strndup(ld->cfg->arena, p->base_url, n);
+    if (p->api_key_env != NULL) {
+        p->api_key = getenv(p->api_key_env);
+        if (p->api_key == NULL || p->api_key[0] == '\0')
+            fail(ld, p->line,
+                 "provider '%s' takes its key from $%s, "
+                 "which is not set",
+                 p->name ? p->name : "?", p->api_key_env);
+    }
+}
+
+static void price_field(loader_t *ld, void *obj, const char *key,
+                        struct fy_node *v, int line)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } rates[] = {
+        {"input", offsetof(price_t, input)},
+        {"cached_input", offsetof(price_t, cached_input)},
+        {"cache_write", offsetof(price_t, cache_write)},
+        {"output", offsetof(price_t, output)},
+        {"reasoning_output", offsetof(price_t, reasoning_output)},
+        {"audio_input", offsetof(price_t, audio_input)},
+        {"audio_output", offsetof(price_t, audio_output)},
+    };
+    price_t *price = obj;
+    const char *s;
+
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+        if (strcmp(key, rates[i].name) != 0)
+            continue;
+        s = scalar(ld, v, line, key);
+        if (s != NULL && billing_parse_price(
+                             s, strlen(s), true,
+                             (pico_t *)((char *)price + rates[i].offset)) < 0)
+            fail(ld, line,
+                 "price %s '%s' is not a decimal number of USD "
+                 "per million tokens",
+                 key, s);
+        return;
+    }
+    fail(ld, line,
+         "unknown price key '%s' (expected input, cached_input, "
+         "cache_write, output, reasoning_output, audio_input, "
+         "audio_output; USD per million tokens)",
+         key);
+}
+
+static void price_init(price_t *price)
+{
+    memset(price, 0, sizeof(*price));
+    price->input = price->cached_input = price->cache_write = PRICE_ABSENT;
+    price->output = price->reasoning_output = PRICE_ABSENT;
+    price->audio_input = price->audio_output = PRICE_ABSENT;
+    price->tier_input = price->tier_cached_input = PRICE_ABSENT;
+    price->tier_cache_write = price->tier_output = PRICE_ABSENT;
+}
+
+struct model_ctx {
+    cfg_model_t *model;
+    const char *provider_name;
+};
+
+static void model_field(loader_t *ld, void *obj, const char *key,
+                        struct fy_node *v, int line)
+{
+    struct model_ctx *mc = obj;
+    cfg_model_t *m = mc->model;
+    int64_t n;
+
+    if (strcmp(key, "name") == 0) {
+        m->name = scalar(ld, v, line, "model name");
+    } else if (strcmp(key, "provider") == 0) {
+        mc->provider_name = scalar(ld, v, line, "model provider");
+    } else if (strcmp(key, "upstream") == 0) {
+        m->upstream = scalar(ld, v, line, "upstream model id");
+    } else if (strcmp(key, "tier") == 0) {
+        n = 0;
+        get_int(ld, v, line, "tier", 0, 100, &n);
+        m->tier = (int)n;
+    } else if (strcmp(key, "price_entry") == 0) {
+        m->price_entry = scalar(ld, v, line, "price_entry");
+    } else if (strcmp(key, "price") == 0) {
+        m->has_price = true;
+        walk(ld, v, line, "price", &m->price, price_field);
+    } else {
+        fail(ld, line,
+             "unknown model key '%s' (expected name, provider, "
+             "upstream, tier, price, price_entry)",
+             key);
+    }
+}
+
+static void check_model(loader_t *ld, struct model_ctx *mc)
+{
+    config_t *cfg = ld->cfg;
+    cfg_model_t *m = mc->model;
+
+    if (m->name == NULL)
+        fail(ld, m->line, "model needs a name");
+    if (mc->provider_name == NULL) {
+        fail(ld, m->line, "model '%s' needs a provider",
+             m->name ? m->name : "?");
+    } else {
+        for (size_t i = 0; i < cfg->n_providers; i++)
+            if (cfg->providers[i].name &&
+                strcmp(cfg->providers[i].name, mc->provider_name) == 0)
+                m->provider = &cfg->providers[i];
+        if (m->provider == NULL)
+            fail(ld, m->line,
+                 "model '%s' names provider '%s', which is "
+                 "not configured",
+                 m->name ? m->name : "?", mc->provider_name);
+    }
+    if (m->upstream == NULL)
+        m->upstream = m->name;
+    if (m->has_price) {
+        if (m->price.input == PRICE_ABSENT || m->price.output == PRICE_ABSENT)
+            fail(ld, m->line,
+                 "model '%s' price needs at least input and "
+                 "output",
+                 m->name ? m->name : "?");
+        snprintf(m->price.model, sizeof(m->price.model), "%s",
+                 m->name ? m->name : "");
+        snprintf(m->price.source, sizeof(m->price.source), "config:%s",
+                 m->name ? m->name : "");
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void key_field(loader_t *ld, void *obj, const char *key,
+                      struct fy_node *v, int line)
+{
+    cfg_key_t *k = obj;
+    const char *s;
+
+    if (strcmp(key, "name") == 0) {
+        k->name = scalar(ld, v, line, "key name");
+    } else if (strcmp(key, "sha256") == 0) {
+        s = scalar(ld, v, line, "sha256");
+        if (s == NULL)
+            return;
+        for (int i = 0; i < 32; i++) {
+            int hi = strlen(s) == 64 ? hexval(s[2 * i]) : -1;
+            int lo = hi >= 0 ? hexval(s[2 * i + 1]) : -1;
+
+            if (lo < 0) {
+                fail(ld, line,
+                     "sha256 must be 64 hex characters (make "
+                     "it with: tollgate hash-key)");
+                return;
+            }
+            k->sha256[i] = (unsigned char)(hi << 4 | lo);
+        }
+        k->line = line;
+    } else if (strcmp(key, "team") == 0) {
+        k->team = scalar(ld, v, line, "team");
+    } else if (strcmp(key, "owner") == 0) {
+        k->owner = scalar(ld, v, line, "owner");
+    } else if (strcmp(key, "default_task") == 0) {
+        k->default_task = scalar(ld, v, line, "default_task");
+    } else if (strcmp(key, "secret") == 0 || strcmp(key, "key") == 0) {
+        fail(ld, line,
+             "keys are stored as sha256, never in clear; hash "
+             "the secret with: tollgate hash-key");
+    } else {
+        fail(ld, line,
+             "unknown key field '%s' (expected name, sha256, "
+             "team, owner, default_task)",
+             key);
+    }
+}
+
+/* Reads a sequence of mappings into a fresh array of `size`-byte items. */
+static void *load_list(loader_t *ld, struct fy_node *seq, int line,
+                       const char *what, size_t size, size_t *count)
+{
+    size_t n;
+    char *items;
+
+    *count = 0;
+    if (seq == NULL || !fy_node_is_sequence(seq)) {
+        fail(ld, line, "%s must be a list", what);
+        return NULL;
+    }
+    n = (size_t)fy_node_sequence_item_count(seq);
+    items = arena_alloc(ld->cfg->arena, (n ? n : 1) * size);
+    memset(items, 0, (n ? n : 1) * size);
+    *count = n;
+    return items;
+}
+
+static void load_providers(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->providers = load_list(ld, seq, line, "providers",
+                               sizeof(cfg_provider_t), &cfg->n_providers);
+    if (cfg->providers == NULL)
+        return;
+    while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
+        cfg_provider_t *p = &cfg->providers[i++];
+
+        p->line = line;
+        walk(ld, item, line, "a provider", p, provider_field);
+        check_provider(ld, p);
+    }
+}
+
+static void load_models(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->models =
+        load_list(ld, seq, line, "models", sizeof(cfg_model_t), &cfg->n_models);
+    if (cfg->models == NULL)
+        return;
+    while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
+        struct model_ctx mc = {&cfg->models[i++], NULL};
+
+        mc.model->line = line;
+        price_init(&mc.model->price);
+        walk(ld, item, line, "a model", &mc, model_field);
+        check_model(ld, &mc);
+    }
+}
+
+static void load_keys(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->keys =
+        load_list(ld, seq, line, "keys", sizeof(cfg_key_t), &cfg->n_keys);
+    if (cfg->keys == NULL)
+        return;
+    while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
+        cfg_key_t *k = &cfg->keys[i++];
+        bool has_hash;
+
+        k->line = 0;
+        walk(ld, item, line, "a key", k, key_field);
+        has_hash = k->line != 0;
+        k->line = line;
+        if (k->name == NULL)
+            fail(ld, line, "key needs a name");
+        if (!has_hash)
+            fail(ld, line, "key '%s' needs a sha256", k->name ? k->name : "?");
+    }
+}
+
+static void load_prices(loader_t *ld, struct fy_node *v, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+
+    if (v != NULL && fy_node_is_scalar(v)) {
+        cfg->price_files = arena_alloc(cfg->arena, sizeof(char *));
+        cfg->price_files[0] = get_path(ld, v, line, "prices");
+        cfg->n_price_files = cfg->price_files[0] ? 1 : 0;
+        return;
+    }
+    if (v == NULL || !fy_node_is_sequence(v)) {
+        fail(ld, line, "prices must be a file or a list of files");
+        return;
+    }
+    cfg->price_files = arena_alloc(
+        cfg->arena,
+        sizeof(char *) * (size_t)(fy_node_sequence_item_count(v) + 1));
+    while ((item = fy_node_sequence_iterate(v, &iter)) != NULL) {
+        const char *p = get_path(ld, item, line, "prices entry");
+
+        if (p != NULL)
+            cfg->price_files[cfg->n_price_files++] = p;
+    }
+}
+
+static void parse_listen(loader_t *ld, const char *s, int line)
+{
+    config_t *cfg = ld->cfg;
+    const char *colon = strrchr(s, ':');
+    int64_t port;
+
+    if (colon == NULL || !parse_int(colon + 1, 0, 65535, &port)) {
+        fail(ld, line, "listen must be HOST:PORT, such as 127.0.0.1:8080");
+        return;
+    }
+    cfg->listen_host = arena_strndup(cfg->arena, s, (size_t)(colon - s));
+    cfg->listen_port = (int)port;
+}
+
+static void top_field(loader_t *ld, void *obj, const char *key,
+                      struct fy_node *v, int line)
+{
+    config_t *cfg = ld->cfg;
+    int64_t n = 0;
+    const char *s;
+
+    if (strcmp(key, "listen") == 0) {
+        if ((s = scalar(ld, v, line, "listen")) != NULL)
+            parse_listen(ld, s, line);
+    } else if (strcmp(key, "ledger") == 0) {
+        cfg->ledger_path = get_path(ld, v, line, "ledger");
+    } else if (strcmp(key, "ledger_queue") == 0) {
+        get_int(ld, v, line, key, 1, 10000000, &n);
+        cfg->ledger_queue = (size_t)n;
+    } else if (strcmp(key, "max_body_bytes") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &n);
+        cfg->max_body_bytes = (size_t)n;
+    } else if (strcmp(key, "max_response_bytes") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &n);
+        cfg->max_response_bytes = (size_t)n;
+    } else if (strcmp(key, "connect_timeout_ms") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &cfg->connect_timeout_ms);
+    } else if (strcmp(key, "first_byte_timeout_ms") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &cfg->first_byte_timeout_ms);
+    } else if (strcmp(key, "total_timeout_ms") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &cfg->total_timeout_ms);
+    } else if (strcmp(key, "drain_timeout_ms") == 0) {
+        get_int(ld, v, line, key, 0, INT32_MAX, &cfg->drain_timeout_ms);
+    } else if (strcmp(key, "admin_key_env") == 0) {
+        cfg->admin_key_env = scalar(ld, v, line, key);
+    } else if (strcmp(key, "log_level") == 0) {
+        cfg->log_level = scalar(ld, v, line, key);
+    } else if (strcmp(key, "prices") == 0) {
+        load_prices(ld, v, line);
+    } else if (strcmp(key, "providers") == 0) {
+        load_providers(ld, v, line);
+    } else if (strcmp(key, "models") == 0) {
+        load_models(ld, v, line);
+    } else if (strcmp(key, "keys") == 0) {
+        load_keys(ld, v, line);
+    } else {
+        fail(ld, line, "unknown setting '%s'", key);
+    }
+}
+
+static void set_defaults(config_t *cfg)
+{
+    cfg->listen_host = "127.0.0.1";
+    cfg->listen_port = 8080;
+    cfg->ledger_path = "tollgate.db";
+    cfg->ledger_queue = 65536;
+    cfg->max_body_bytes = 4 * 1024 * 1024;
+    cfg->max_response_bytes = 64 * 1024 * 1024;
+    cfg->connect_timeout_ms = 10000;
+    cfg->first_byte_timeout_ms = 300000;
+    cfg->total_timeout_ms = 600000;
+    cfg->drain_timeout_ms = 30000;
+    cfg->log_level = "info";
+}
+
+static void check_duplicates(loader_t *ld)
+{
+    config_t *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->n_models; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->models[i].name && cfg->models[j].name &&
+                strcmp(cfg->models[i].name, cfg->models[j].name) == 0)
+                fail(ld, cfg->models[i].line,
+                     "model '%s' is configured "
+                     "twice (first at line %d)",
+                     cfg->models[i].name, cfg->models[j].line);
+    for (size_t i = 0; i < cfg->n_keys; i++)
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(cfg->keys[i].sha256, cfg->keys[j].sha256, 32) == 0)
+                fail(ld, cfg->keys[i].line,
+                     "key '%s' has the same sha256 "
+                     "as key at line %d",
+                     cfg->keys[i].name ? cfg->keys[i].name : "?",
+                     cfg->keys[j].line);
+    if (cfg->admin_key_env != NULL) {
+        cfg->admin_key = getenv(cfg->admin_key_env);
+        if (cfg->admin_key != NULL && cfg->admin_key[0] == '\0')
+            cfg->admin_key = NULL;
+    }
+    if (log_parse_level(cfg->log_level) < 0)
+        fail(ld, 0, "log_level '%s' is not one of error, warn, info, debug",
+             cfg->log_level);
+}
+
+config_t *config_load(const char *path, FILE *errout, int *n_errors)
+{
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_DEFAULT_DOC};
+    struct fy_document *doc;
+    struct fy_node *root;
+    loader_t ld = {0};
+    const char *slash;
+    arena_t *arena = arena_new(16384);
+
+    ld.cfg = arena_alloc(arena, sizeof(config_t));
+    memset(ld.cfg, 0, sizeof(config_t));
+    ld.cfg->arena = arena;
+    ld.cfg->path = arena_strdup(arena, path);
+    ld.path = path;
+    ld.errout = errout;
+    slash = strrchr(path, '/');
+    ld.dir = slash ? arena_strndup(arena, path, (size_t)(slash - path)) : "";
+    set_defaults(ld.cfg);
+
+    pcfg.flags &= ~FYPCF_QUIET;
+    doc = fy_document_build_from_file(&pcfg, path);
+    if (doc == NULL) {
+        fail(&ld, 0,
+             "cannot read this file as YAML (see the message "
+             "above)");
+        goto out;
+    }
+    root = fy_document_root(doc);
+    if (root == NULL) {
+        fail(&ld, 1, "the file is empty");
+        goto out_doc;
+    }
+    walk(&ld, root, 1, "the config", NULL, top_field);
+    check_duplicates(&ld);
+    if (ld.cfg->n_models == 0)
+        fail(&ld, 1, "no models are configured");
+
+out_doc:
+    fy_document_destroy(doc);
+out:
+    *n_errors = ld.errors;
+    if (ld.errors > 0) {
+        arena_free(arena);
+        return NULL;
+    }
+    return ld.cfg;
+}
+
+void config_free(config_t *config)
+{
+    if (config != NULL)
+        arena_free(config->arena);
+}
+
+const cfg_model_t *config_find_model(const config_t *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_models; i++)
+        if (strcmp(config->models[i].name, name) == 0)
+            return &config->models[i];
+    return NULL;
+}
+
+const cfg_key_t *config_find_key(const config_t *config,
+                                 const unsigned char digest[32])
+{
+    const cfg_key_t *found = NULL;
+
+    /* Visit every key so the time taken does not say which one matched. */
+    for (size_t i = 0; i < config->n_keys; i++)
+        if (CRYPTO_memcmp(config->keys[i].sha256, digest, 32) == 0)
+            found = &config->keys[i];
+    return found;
+}
+
+void config_hash_secret(const char *secret, size_t len, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    EVP_Digest(secret, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[64] = '\0';
+}

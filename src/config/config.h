@@ -1,0 +1,89 @@
+/*
+ * The YAML config: listen address, ledger, limits, timeouts, providers,
+ * models, keys and price sources. Read once at start; every string lives
+ * in the config's own arena until config_free().
+ */
+#ifndef TOLLGATE_CONFIG_H
+#define TOLLGATE_CONFIG_H
+
+#include "billing/billing.h"
+#include "util/arena.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct cfg_provider {
+    const char *name;
+    const char *kind;        /* "openai" or "openai-compatible" */
+    const char *base_url;    /* without a trailing slash */
+    const char *api_key_env; /* NULL: send no key (local servers) */
+    const char *api_key;     /* resolved at load; NULL if none */
+    int line;
+} cfg_provider_t;
+
+typedef struct cfg_model {
+    const char *name; /* what callers ask for */
+    const cfg_provider_t *provider;
+    const char *upstream; /* the provider's model id */
+    int tier;
+    const char *price_entry; /* price-table entry to use; NULL: by name */
+    bool has_price;          /* prices given in the config win */
+    price_t price;
+    int line;
+} cfg_model_t;
+
+typedef struct cfg_key {
+    const char *name;
+    unsigned char sha256[32];
+    const char *team;
+    const char *owner;
+    const char *default_task;
+    int line;
+} cfg_key_t;
+
+typedef struct config {
+    arena_t *arena;
+    const char *path;
+    const char *listen_host;
+    int listen_port;
+    const char *ledger_path;
+    size_t ledger_queue;
+    size_t max_body_bytes;
+    size_t max_response_bytes;
+    int64_t connect_timeout_ms;
+    int64_t first_byte_timeout_ms;
+    int64_t total_timeout_ms;
+    int64_t drain_timeout_ms;
+    const char *admin_key_env;
+    const char *admin_key; /* resolved; NULL when unset */
+    const char *log_level;
+    const char **price_files;
+    size_t n_price_files;
+    cfg_provider_t *providers;
+    size_t n_providers;
+    cfg_model_t *models;
+    size_t n_models;
+    cfg_key_t *keys;
+    size_t n_keys;
+} config_t;
+
+/*
+ * Reads and validates the file. Every problem found is printed to errout
+ * as "FILE:LINE: message", and the count returned through *n_errors; the
+ * config is returned only when there were none (NULL otherwise). Relative
+ * paths are taken from the config file's directory; "${VAR}" and
+ * "${VAR:-default}" in paths are expanded from the environment.
+ */
+config_t *config_load(const char *path, FILE *errout, int *n_errors);
+void config_free(config_t *config);
+
+const cfg_model_t *config_find_model(const config_t *config, const char *name);
+/* The key whose SHA-256 matches the digest, or NULL. Constant-time per
+ * comparison. */
+const cfg_key_t *config_find_key(const config_t *config,
+                                 const unsigned char digest[32]);
+
+/* SHA-256 of a secret as 64 lowercase hex characters plus NUL. */
+void config_hash_secret(const char *secret, size_t len, char hex[65]);
+
+#endif

@@ -1,0 +1,861 @@
+/*
+ * One chat completion from arrival to ledger row. A call owns an arena
+ * for everything it allocates; it is freed in call_finish(), the single
+ * place every path ends, which also writes the ledger record.
+ *
+ * Streaming: the upstream SSE is split into events and each is forwarded
+ * as soon as it is whole, so the caller sees tokens as they arrive. The
+ * usage chunk Tollgate asked for on the caller's behalf is held back.
+ */
+#include "proxy/chat.h"
+
+#include "auth/auth.h"
+#include "upstream/openai.h"
+#include "upstream/sse.h"
+#include "util/clock.h"
+#include "util/jsonedit.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define SSE_EVENT_CAP (4 * 1024 * 1024)
+
+typedef struct chat_call {
+    gateway_t *gw;
+    struct evhttp_request *req;
+    arena_t *arena;
+    struct chat_call *prev, *next;
+    const cfg_model_t *model;
+    ledger_outcome_t *rec;
+    ledger_attempt_t *att;
+    const char *body;
+    size_t body_len;
+    bool stream;
+    bool caller_wants_usage;
+    upstream_call_t *up;
+    int up_status;
+    char content_type[128];
+    char retry_after[32];
+    char request_id[128];
+    buf_t resp;
+    sse_parser_t sse;
+    bool sse_mode;
+    bool reply_started;
+    bool client_gone;
+    bool saw_content;
+    bool stream_error;
+    char resp_model[128];
+    int64_t t0_mono;
+    clock_timer_t *first_byte_timer;
+    clock_timer_t *total_timer;
+} chat_call_t;
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void make_outcome_id(char out[40])
+{
+    unsigned char rnd[12];
+    size_t got = 0;
+
+    while (got < sizeof(rnd)) {
+        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+
+        if (n > 0)
+            got += (size_t)n;
+    }
+    memcpy(out, "out_", 4);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(out + 4 + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static void on_client_close(struct evhttp_connection *conn, void *arg);
+
+static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
+                             const cfg_key_t *key)
+{
+    arena_t *arena = arena_new(16384);
+    chat_call_t *call = arena_alloc(arena, sizeof(*call));
+    ledger_outcome_t *rec;
+
+    memset(call, 0, sizeof(*call));
+    call->gw = gw;
+    call->req = req;
+    call->arena = arena;
+    call->t0_mono = clock_mono_ms();
+    buf_init(&call->resp, gw->config->max_response_bytes);
+    sse_init(&call->sse, SSE_EVENT_CAP);
+
+    rec = call->rec = arena_alloc(arena, sizeof(*rec));
+    memset(rec, 0, sizeof(*rec));
+    make_outcome_id(rec->id);
+    rec->started_ms = clock_now_ms();
+    rec->ttfb_ms = -1;
+    rec->cost_status = COST_NONE;
+    copy_str(rec->endpoint, sizeof(rec->endpoint), "chat.completions");
+    copy_str(rec->key_id, sizeof(rec->key_id), key->name);
+    copy_str(rec->team, sizeof(rec->team), key->team);
+    copy_str(rec->owner, sizeof(rec->owner), key->owner);
+
+    call->next = gw->calls;
+    if (gw->calls != NULL)
+        gw->calls->prev = call;
+    gw->calls = call;
+    gw->in_flight++;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+                                  on_client_close, call);
+    return call;
+}
+
+/* Prices the attempt: the config's own price first, then its named
+ * price entry, then the model the provider reported (a dated snapshot has
+ * its own price), then the upstream id, then the configured name. */
+static void price_attempt(chat_call_t *call)
+{
+    ledger_attempt_t *att = call->att;
+    const price_t *price = NULL;
+    const char *names[4] = {call->model->price_entry, call->resp_model,
+                            call->model->upstream, call->model->name};
+    cost_t cost;
+
+    if (call->model->has_price)
+        price = &call->model->price;
+    for (int i = 0; price == NULL && i < 4; i++)
+        if (names[i] != NULL && names[i][0] != '\0')
+            price = billing_lookup(call->gw->prices, names[i]);
+    cost = billing_cost(price, &att->usage);
+    att->cost_status = cost.status;
+    att->cost = cost.status == COST_PRICED ? cost.total : 0;
+    if (price != NULL)
+        snprintf(att->price_source, sizeof(att->price_source), "%.80s#%.78s",
+                 price->source, price->model);
+}
+
+static void usage_add(usage_t *sum, const usage_t *u)
+{
+    if (!u->present)
+        return;
+    sum->present = true;
+    sum->input_tokens += u->input_tokens;
+    sum->cached_tokens += u->cached_tokens;
+    sum->cache_write_tokens += u->cache_write_tokens;
+    sum->audio_in_tokens += u->audio_in_tokens;
+    sum->output_tokens += u->output_tokens;
+    sum->reasoning_tokens += u->reasoning_tokens;
+    sum->audio_out_tokens += u->audio_out_tokens;
+}
+
+/* Rolls the attempts up into the outcome. An outcome is priced only when
+ * every attempt that reached a provider was priced. */
+static void outcome_total(ledger_outcome_t *rec)
+{
+    rec->cost = 0;
+    rec->cost_status = COST_NONE;
+    memset(&rec->usage, 0, sizeof(rec->usage));
+    for (int i = 0; i < rec->n_attempts; i++) {
+        ledger_attempt_t *a = &rec->attempts[i];
+
+        usage_add(&rec->usage, &a->usage);
+        if (a->cost_status == COST_NONE)
+            continue;
+        if (a->cost_status == COST_PRICED) {
+            rec->cost += a->cost;
+            if (rec->cost_status == COST_NONE)
+                rec->cost_status = COST_PRICED;
+        } else {
+            rec->cost_status = a->cost_status;
+        }
+    }
+}
+
+static void log_outcome(const ledger_outcome_t *rec)
+{
+    char usd[40];
+
+    if (log_level < LOG_INFO)
+        return;
+    if (rec->cost_status == COST_PRICED)
+        pico_format_usd(rec->cost, usd, sizeof(usd));
+    else
+        copy_str(usd, sizeof(usd), cost_status_name(rec->cost_status));
+    LOG(LOG_INFO, rec->id,
+        "outcome key=%s task=%s model=%s status=%d error=%s stream=%d "
+        "in=%lld cached=%lld out=%lld cost=%s latency_ms=%lld",
+        rec->key_id, rec->task, rec->model[0] ? rec->model : "-",
+        rec->http_status, rec->error_type[0] ? rec->error_type : "-",
+        rec->streamed, (long long)rec->usage.input_tokens,
+        (long long)rec->usage.cached_tokens,
+        (long long)rec->usage.output_tokens, usd, (long long)rec->latency_ms);
+}
+
+/* The one exit of every call: record, unlink, free. */
+static void call_finish(chat_call_t *call)
+{
+    gateway_t *gw = call->gw;
+    ledger_outcome_t *rec = call->rec;
+    if (call->up != NULL) {
+        upstream_cancel(call->up);
+        call->up = NULL;
+    }
+    clock_timer_free(call->first_byte_timer);
+    clock_timer_free(call->total_timer);
+    if (call->att != NULL)
+        call->att->latency_ms = clock_mono_ms() - call->t0_mono;
+    rec->latency_ms = clock_mono_ms() - call->t0_mono;
+    outcome_total(rec);
+    ledger_append(gw->ledger, rec);
+    log_outcome(rec);
+
+    if (call->prev != NULL)
+        call->prev->next = call->next;
+    else
+        gw->calls = call->next;
+    if (call->next != NULL)
+        call->next->prev = call->prev;
+    buf_free(&call->resp);
+    sse_free(&call->sse);
+    arena_free(call->arena);
+    gateway_call_done(gw);
+}
+
+/* Called before the last reply to the caller: after it, evhttp may free
+ * the request, and the connection may serve another one. */
+static void detach_client(chat_call_t *call)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(call->req);
+
+    if (conn != NULL)
+        evhttp_connection_set_closecb(conn, NULL, NULL);
+}
+
+static void add_header(chat_call_t *call, const char *name, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(call->req), name,
+                      value);
+}
+
+/* Ends the call with an error answer (nothing was sent yet). */
+static void call_fail(chat_call_t *call, int status, const char *type,
+                      const char *code, const char *param, const char *message)
+{
+    ledger_outcome_t *rec = call->rec;
+
+    rec->http_status = status;
+    copy_str(rec->error_type, sizeof(rec->error_type), code ? code : type);
+    add_header(call, "x-tollgate-outcome", rec->id);
+    detach_client(call);
+    gateway_send_error(call->req, status, type, code, param, message);
+    call_finish(call);
+}
+
+static void stream_write(chat_call_t *call, const char *bytes, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    if (out == NULL)
+        die_oom();
+    evbuffer_add(out, bytes, len);
+    evhttp_send_reply_chunk(call->req, out);
+    evbuffer_free(out);
+}
+
+/* Ends a stream that had already started: tell the caller in the stream
+ * itself, as OpenAI does, since the status line is long gone. */
+static void stream_fail(chat_call_t *call, const char *code,
+                        const char *message)
+{
+    char *event;
+
+    copy_str(call->rec->error_type, sizeof(call->rec->error_type), code);
+    event = arena_printf(call->arena,
+                         "data: {\"error\":{\"message\":\"%s\",\"type\":"
+                         "\"upstream_error\",\"param\":null,\"code\":"
+                         "\"%s\"}}\n\n",
+                         message, code);
+    stream_write(call, event, strlen(event));
+    detach_client(call);
+    evhttp_send_reply_end(call->req);
+    call_finish(call);
+}
+
+static void on_client_close(struct evhttp_connection *conn, void *arg)
+{
+    chat_call_t *call = arg;
+
+    /* evhttp has detached the request; replying to it now frees it. */
+    call->client_gone = true;
+    copy_str(call->rec->error_type, sizeof(call->rec->error_type),
+             "client_disconnected");
+    call->rec->http_status = 499;
+    if (call->reply_started)
+        evhttp_send_reply_end(call->req);
+    else
+        evhttp_send_reply(call->req, 499, "Client Closed Request", NULL);
+    call_finish(call);
+}
+
+static void start_stream_reply(chat_call_t *call)
+{
+    add_header(call, "Content-Type", "text/event-stream");
+    add_header(call, "Cache-Control", "no-cache");
+    add_header(call, "x-tollgate-outcome", call->rec->id);
+    if (call->request_id[0] != '\0')
+        add_header(call, "x-request-id", call->request_id);
+    call->rec->http_status = 200;
+    evhttp_send_reply_start(call->req, 200, "OK");
+    call->reply_started = true;
+}
+
+static bool has_nonempty_content(const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+
+    while ((p = memmem(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
+        p += 9;
+        while (p < end && (*p == ' ' || *p == ':'))
+            p++;
+        if (p + 1 < end && p[0] == '"' && p[1] != '"')
+            return true;
+    }
+    return memmem(data, len, "\"tool_calls\":[", 14) != NULL;
+}
+
+/* Reads usage, model and errors from one chunk. Returns true when the
+ * chunk is the usage-only chunk the caller did not ask for. */
+static bool inspect_chunk(chat_call_t *call, const sse_event_t *ev)
+{
+    struct json_object *obj, *v;
+    bool drop = false;
+
+    if (!call->saw_content && has_nonempty_content(ev->data, ev->data_len))
+        call->saw_content = true;
+    if (memmem(ev->data, ev->data_len, "\"usage\"", 7) == NULL &&
+        memmem(ev->data, ev->data_len, "\"error\"", 7) == NULL &&
+        call->resp_model[0] != '\0')
+        return false;
+    obj = json_tokener_parse(ev->data);
+    if (obj == NULL || !json_object_is_type(obj, json_type_object))
+        goto out;
+    if (json_object_object_get_ex(obj, "model", &v) &&
+        json_object_is_type(v, json_type_string))
+        copy_str(call->resp_model, sizeof(call->resp_model),
+                 json_object_get_string(v));
+    if (json_object_object_get_ex(obj, "error", &v) && v != NULL)
+        call->stream_error = true;
+    if (json_object_object_get_ex(obj, "usage", &v) && v != NULL &&
+        openai_read_usage(v, &call->att->usage) == 0) {
+        struct json_object *choices;
+
+        drop = !call->caller_wants_usage &&
+               json_object_object_get_ex(obj, "choices", &choices) &&
+               json_object_is_type(choices, json_type_array) &&
+               json_object_array_length(choices) == 0;
+    }
+out:
+    json_object_put(obj);
+    return drop;
+}
+
+static int on_sse_event(void *ctx, const sse_event_t *ev)
+{
+    chat_call_t *call = ctx;
+
+    if (call->client_gone)
+        return -1;
+    if (!(ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) &&
+        inspect_chunk(call, ev))
+        return 0;
+    stream_write(call, ev->raw, ev->raw_len);
+    return 0;
+}
+
+static void on_up_headers(void *ctx, int status, const char *content_type,
+                          const char *retry_after, const char *request_id)
+{
+    chat_call_t *call = ctx;
+
+    call->up_status = status;
+    call->att->http_status = status;
+    copy_str(call->content_type, sizeof(call->content_type), content_type);
+    copy_str(call->retry_after, sizeof(call->retry_after), retry_after);
+    copy_str(call->request_id, sizeof(call->request_id), request_id);
+    call->sse_mode = call->stream && status == 200 &&
+                     strncmp(content_type, "text/event-stream", 17) == 0;
+}
+
+static int on_up_data(void *ctx, const char *data, size_t len)
+{
+    chat_call_t *call = ctx;
+
+    if (call->client_gone)
+        return -1;
+    if (call->rec->ttfb_ms < 0) {
+        call->rec->ttfb_ms = clock_mono_ms() - call->t0_mono;
+        call->att->ttfb_ms = call->rec->ttfb_ms;
+        clock_timer_cancel(call->first_byte_timer);
+    }
+    if (!call->sse_mode)
+        return buf_append(&call->resp, data, len) < 0 ? -1 : 0;
+    if (!call->reply_started)
+        start_stream_reply(call);
+    return sse_feed(&call->sse, data, len, on_sse_event, call) < 0 ? -1 : 0;
+}
+
+static void finish_stream(chat_call_t *call, int curl_code)
+{
+    if (curl_code != 0 || sse_pending(&call->sse) > 0) {
+        stream_fail(call, "upstream_cut",
+                    "the provider's stream ended before it was complete");
+        return;
+    }
+    if (call->stream_error)
+        copy_str(call->rec->error_type, sizeof(call->rec->error_type),
+                 "upstream_stream_error");
+    call->rec->useful = call->saw_content && !call->stream_error;
+    price_attempt(call);
+    detach_client(call);
+    evhttp_send_reply_end(call->req);
+    call_finish(call);
+}
+
+static void reply_plain(chat_call_t *call, int status)
+{
+    struct evbuffer *out = evbuffer_new();
+    char usd[40];
+
+    if (out == NULL)
+        die_oom();
+    if (call->att->cost_status == COST_PRICED)
+        pico_format_usd(call->att->cost, usd, sizeof(usd));
+    else
+        copy_str(usd, sizeof(usd), "unpriced");
+    add_header(call, "Content-Type", "application/json");
+    add_header(call, "x-tollgate-outcome", call->rec->id);
+    if (call->att->cost_status != COST_NONE)
+        add_header(call, "x-tollgate-cost-usd", usd);
+    if (call->retry_after[0] != '\0')
+        add_header(call, "retry-after", call->retry_after);
+    if (call->request_id[0] != '\0')
+        add_header(call, "x-request-id", call->request_id);
+    evbuffer_add(out, call->resp.data ? call->resp.data : "", call->resp.len);
+    call->rec->http_status = status;
+    detach_client(call);
+    evhttp_send_reply(call->req, status, NULL, out);
+    evbuffer_free(out);
+    call_finish(call);
+}
+
+/* A plain answer from the provider: price it and pass it on unchanged. */
+static void finish_plain(chat_call_t *call)
+{
+    struct json_object *obj = NULL, *v;
+    int status = call->up_status;
+
+    if (call->resp.len > 0)
+        obj = json_tokener_parse(call->resp.data);
+    if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        call->att->cost_status = COST_USAGE_MISSING;
+        if (status == 200) {
+            call_fail(call, 502, "upstream_error",
+                      "upstream_malformed_response", NULL,
+                      "the provider answered with a body that is not "
+                      "valid JSON");
+            return;
+        }
+        call->att->cost_status = COST_NONE;
+        snprintf(call->rec->error_type, sizeof(call->rec->error_type),
+                 "upstream_%d", status);
+        call_fail(call, status, "upstream_error", "upstream_error", NULL,
+                  "the provider answered with an error that is not JSON");
+        return;
+    }
+    if (json_object_object_get_ex(obj, "model", &v) &&
+        json_object_is_type(v, json_type_string))
+        copy_str(call->resp_model, sizeof(call->resp_model),
+                 json_object_get_string(v));
+    if (json_object_object_get_ex(obj, "usage", &v))
+        openai_read_usage(v, &call->att->usage);
+    if (status == 200) {
+        call->rec->useful = openai_has_answer(obj);
+        price_attempt(call);
+    } else {
+        snprintf(call->rec->error_type, sizeof(call->rec->error_type),
+                 "upstream_%d", status);
+        if (call->att->usage.present)
+            price_attempt(call);
+    }
+    json_object_put(obj);
+    reply_plain(call, status);
+}
+
+static void fail_transport(chat_call_t *call, int curl_code, const char *error)
+{
+    LOG(LOG_WARN, call->rec->id, "upstream %s: %s", call->model->provider->name,
+        error);
+    if (call->att->http_status != 0)
+        call->att->cost_status = COST_USAGE_MISSING;
+    if (call->reply_started) {
+        stream_fail(call, "upstream_cut",
+                    "the provider's connection dropped mid-stream");
+    } else if (upstream_code_unreachable(curl_code)) {
+        call_fail(call, 502, "upstream_error", "upstream_unreachable", NULL,
+                  "the provider could not be reached");
+    } else if (upstream_code_timeout(curl_code)) {
+        call_fail(call, 504, "upstream_error", "upstream_timeout", NULL,
+                  "the provider did not answer in time");
+    } else if (call->resp.len >= call->resp.cap) {
+        call_fail(call, 502, "upstream_error", "upstream_response_too_large",
+                  NULL,
+                  "the provider's answer is larger than "
+                  "max_response_bytes");
+    } else {
+        call_fail(call, 502, "upstream_error", "upstream_dropped", NULL,
+                  "the provider's connection dropped before the answer "
+                  "was complete");
+    }
+}
+
+static void on_up_done(void *ctx, int curl_code, const char *error)
+{
+    chat_call_t *call = ctx;
+
+    call->up = NULL;
+    if (call->client_gone)
+        return;
+    if (call->sse_mode && call->reply_started)
+        finish_stream(call, curl_code);
+    else if (curl_code != 0)
+        fail_transport(call, curl_code, error);
+    else
+        finish_plain(call);
+}
+
+static void on_timeout(void *arg)
+{
+    chat_call_t *call = arg;
+
+    upstream_cancel(call->up);
+    call->up = NULL;
+    if (call->att->http_status != 0)
+        call->att->cost_status = COST_USAGE_MISSING;
+    if (call->reply_started) {
+        stream_fail(call, "upstream_timeout",
+                    "the provider stopped sending before the stream was "
+                    "complete");
+        return;
+    }
+    call_fail(call, 504, "upstream_error", "upstream_timeout", NULL,
+              "the provider did not answer in time");
+}
+
+/* Parses the body once; answers 400 and returns NULL when it is not a
+ * chat request. */
+static struct json_object *parse_body(chat_call_t *call, const char *body,
+                                      size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *obj;
+    size_t end;
+    char msg[160];
+
+    if (tok == NULL)
+        die_oom();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    obj = json_tokener_parse_ex(tok, body, (int)len);
+    end = jsonedit_skip_ws(body, len, json_tokener_get_parse_end(tok));
+    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+        end != len) {
+        if (len == 0)
+            snprintf(msg, sizeof(msg),
+                     "the request body is empty; send a "
+                     "JSON object");
+        else
+            snprintf(msg, sizeof(msg),
+                     "the request body is not valid "
+                     "JSON (error near byte %zu)",
+                     json_tokener_get_parse_end(tok));
+        json_object_put(obj);
+        json_tokener_free(tok);
+        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
+                  msg);
+        return NULL;
+    }
+    json_tokener_free(tok);
+    if (!json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
+                  "the request body must be a JSON object");
+        return NULL;
+    }
+    return obj;
+}
+
+static bool is_null(struct json_object *v)
+{
+    return v == NULL || json_object_is_type(v, json_type_null);
+}
+
+/* Checks the messages the way the provider would, so a request that can
+ * never succeed is refused here and not billed. */
+static const char *check_messages(struct json_object *msgs)
+{
+    size_t n = json_object_array_length(msgs);
+
+    if (n == 0)
+        return "messages must not be empty";
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(msgs, i);
+        struct json_object *role, *calls;
+
+        if (!json_object_is_type(m, json_type_object))
+            return "each message must be an object";
+        if (!json_object_object_get_ex(m, "role", &role) ||
+            !json_object_is_type(role, json_type_string))
+            return "each message needs a role";
+        if (!json_object_object_get_ex(m, "tool_calls", &calls) ||
+            is_null(calls))
+            continue;
+        if (!json_object_is_type(calls, json_type_array))
+            return "tool_calls must be an array";
+        for (size_t j = 0; j < json_object_array_length(calls); j++) {
+            struct json_object *c = json_object_array_get_idx(calls, j);
+            struct json_object *fn;
+
+            if (!json_object_is_type(c, json_type_object) ||
+                !json_object_object_get_ex(c, "function", &fn) ||
+                !json_object_is_type(fn, json_type_object))
+                return "each tool call needs a function object";
+        }
+    }
+    return NULL;
+}
+
+static const char *pick_task(chat_call_t *call, struct json_object *obj,
+                             const cfg_key_t *key)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
+    const char *task = evhttp_find_header(h, "X-Tollgate-Task");
+    struct json_object *meta, *v;
+
+    if (task != NULL && task[0] != '\0')
+        return task;
+    if (json_object_object_get_ex(obj, "metadata", &meta) &&
+        json_object_object_get_ex(meta, "task", &v) &&
+        json_object_is_type(v, json_type_string) &&
+        json_object_get_string_len(v) > 0)
+        return arena_strdup(call->arena, json_object_get_string(v));
+    if (key->default_task != NULL)
+        return key->default_task;
+    return "default";
+}
+
+/* Validates the request fields; returns false after answering. */
+static bool read_request(chat_call_t *call, struct json_object *obj,
+                         const cfg_key_t *key)
+{
+    struct json_object *model, *msgs, *stream;
+    const char *problem, *task;
+
+    if (!json_object_object_get_ex(obj, "model", &model) ||
+        !json_object_is_type(model, json_type_string)) {
+        call_fail(call, 400, "invalid_request_error", "missing_field", "model",
+                  "you must give a model (a string)");
+        return false;
+    }
+    copy_str(call->rec->requested_model, sizeof(call->rec->requested_model),
+             json_object_get_string(model));
+    if (!json_object_object_get_ex(obj, "messages", &msgs) ||
+        !json_object_is_type(msgs, json_type_array)) {
+        call_fail(call, 400, "invalid_request_error", "missing_field",
+                  "messages", "you must give messages (an array)");
+        return false;
+    }
+    if ((problem = check_messages(msgs)) != NULL) {
+        call_fail(call, 400, "invalid_request_error", "invalid_value",
+                  "messages", problem);
+        return false;
+    }
+    if (json_object_object_get_ex(obj, "stream", &stream) && !is_null(stream)) {
+        if (!json_object_is_type(stream, json_type_boolean)) {
+            call_fail(call, 400, "invalid_request_error", "invalid_type",
+                      "stream", "stream must be true or false");
+            return false;
+        }
+        call->stream = json_object_get_boolean(stream);
+    }
+    task = pick_task(call, obj, key);
+    if (strlen(task) >= sizeof(call->rec->task)) {
+        call_fail(call, 400, "invalid_request_error", "invalid_value", "task",
+                  "the task name is longer than 63 characters");
+        return false;
+    }
+    copy_str(call->rec->task, sizeof(call->rec->task), task);
+    call->rec->streamed = call->stream;
+    return true;
+}
+
+/* The caller's bytes with the model id swapped for the provider's and,
+ * when streaming, usage asked for. */
+static int build_upstream_body(chat_call_t *call, const char *body, size_t len)
+{
+    json_edit_t edits[2];
+    size_t n = 0;
+    json_span_t span;
+    size_t top = jsonedit_skip_ws(body, len, 0);
+
+    if (strcmp(call->model->upstream, call->rec->requested_model) != 0) {
+        if (jsonedit_find(body, len, top, "model", &span) < 0)
+            return -EINVAL;
+        edits[n].start = span.start;
+        edits[n].end = span.end;
+        edits[n].text =
+            arena_printf(call->arena, "\"%s\"", call->model->upstream);
+        n++;
+    }
+    if (call->stream) {
+        int rc = jsonedit_usage_edit(call->arena, body, len, &edits[n],
+                                     &call->caller_wants_usage);
+
+        if (rc < 0)
+            return rc;
+        n += (size_t)rc;
+    } else {
+        call->caller_wants_usage = true;
+    }
+    call->body =
+        jsonedit_apply(call->arena, body, len, edits, n, &call->body_len);
+    return 0;
+}
+
+static void send_upstream(chat_call_t *call)
+{
+    const config_t *cfg = call->gw->config;
+    const cfg_provider_t *prov = call->model->provider;
+    upstream_request_t rq = {
+        .url = arena_printf(call->arena, "%s/chat/completions", prov->base_url),
+        .api_key = prov->api_key,
+        .body = call->body,
+        .body_len = call->body_len,
+        .connect_timeout_ms =
+            clock_is_virtual() ? 0 : (long)cfg->connect_timeout_ms,
+    };
+    upstream_handlers_t h = {on_up_headers, on_up_data, on_up_done};
+    ledger_attempt_t *att = &call->rec->attempts[call->rec->n_attempts++];
+
+    call->att = att;
+    att->attempt_no = call->rec->n_attempts;
+    copy_str(att->reason, sizeof(att->reason), "first");
+    copy_str(att->model, sizeof(att->model), call->model->name);
+    copy_str(att->upstream_model, sizeof(att->upstream_model),
+             call->model->upstream);
+    copy_str(att->provider, sizeof(att->provider), prov->name);
+    att->started_ms = clock_now_ms();
+    att->ttfb_ms = -1;
+    att->cost_status = COST_NONE;
+    copy_str(call->rec->model, sizeof(call->rec->model), call->model->name);
+
+    call->up = upstream_start(call->gw->upstream, &rq, &h, call);
+    if (call->up == NULL) {
+        call_fail(call, 502, "upstream_error", "upstream_unreachable", NULL,
+                  "the gateway could not start the upstream request");
+        return;
+    }
+    call->first_byte_timer = clock_timer_new(on_timeout, call);
+    call->total_timer = clock_timer_new(on_timeout, call);
+    clock_timer_arm(call->first_byte_timer, cfg->first_byte_timeout_ms);
+    clock_timer_arm(call->total_timer, cfg->total_timeout_ms);
+}
+
+static void handle_request(chat_call_t *call, const cfg_key_t *key)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct json_object *obj;
+    bool ok;
+
+    obj = parse_body(call, body, len);
+    if (obj == NULL)
+        return;
+    ok = read_request(call, obj, key);
+    json_object_put(obj);
+    if (!ok)
+        return;
+    call->model =
+        config_find_model(call->gw->config, call->rec->requested_model);
+    if (call->model == NULL) {
+        call_fail(call, 404, "invalid_request_error", "model_not_found",
+                  "model",
+                  arena_printf(call->arena,
+                               "the model '%.100s' is not "
+                               "configured on this gateway",
+                               call->rec->requested_model));
+        return;
+    }
+    if (build_upstream_body(call, body, len) < 0) {
+        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
+                  "the request body could not be edited");
+        return;
+    }
+    send_upstream(call);
+}
+
+void chat_handle(gateway_t *gw, struct evhttp_request *req)
+{
+    const cfg_key_t *key;
+    chat_call_t *call;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        gateway_send_error(req, 405, "invalid_request_error",
+                           "method_not_allowed", NULL,
+                           "use POST for /v1/chat/completions");
+        return;
+    }
+    key = auth_caller(gw->config, req, false);
+    if (key == NULL) {
+        gateway_send_error(req, 401, "invalid_request_error", "invalid_api_key",
+                           NULL,
+                           "the API key is missing or not known to this "
+                           "gateway; send it as 'Authorization: Bearer "
+                           "KEY'");
+        return;
+    }
+    if (ledger_admit(gw->ledger) < 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "retry-after",
+                          "1");
+        gateway_send_error(req, 503, "server_error", "ledger_full", NULL,
+                           "the gateway's ledger is catching up; retry "
+                           "shortly");
+        return;
+    }
+    call = call_new(gw, req, key);
+    handle_request(call, key);
+}
+
+void chat_cut_all(gateway_t *gw)
+{
+    while (gw->calls != NULL) {
+        chat_call_t *call = gw->calls;
+
+        upstream_cancel(call->up);
+        call->up = NULL;
+        if (call->att != NULL && call->att->http_status != 0)
+            call->att->cost_status = COST_USAGE_MISSING;
+        if (call->reply_started)
+            stream_fail(call, "shutting_down", "the gateway is shutting down");
+        else
+            call_fail(call, 503, "server_error", "shutting_down", NULL,
+                      "the gateway is shutting down");
+    }
+}
