@@ -32,6 +32,21 @@ static int node_line(struct fy_node *node)
     return mark ? mark->line + 1 : 0;
 }
 
+/* A mapping's line: that of its first key (a list item has no token of
+ * its own). Falls back to dflt. */
+static int map_line(struct fy_node *map, int dflt)
+{
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    int line;
+
+    if (map == NULL || !fy_node_is_mapping(map))
+        return dflt;
+    pair = fy_node_mapping_iterate(map, &iter);
+    line = pair ? node_line(fy_node_pair_key(pair)) : 0;
+    return line > 0 ? line : dflt;
+}
+
 static void fail(loader_t *ld, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -437,8 +452,8 @@ static void load_providers(loader_t *ld, struct fy_node *seq, int line)
     while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
         cfg_provider_t *p = &cfg->providers[i++];
 
-        p->line = line;
-        walk(ld, item, line, "a provider", p, provider_field);
+        p->line = map_line(item, line);
+        walk(ld, item, p->line, "a provider", p, provider_field);
         check_provider(ld, p);
     }
 }
@@ -457,9 +472,9 @@ static void load_models(loader_t *ld, struct fy_node *seq, int line)
     while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
         struct model_ctx mc = {&cfg->models[i++], NULL};
 
-        mc.model->line = line;
+        mc.model->line = map_line(item, line);
         price_init(&mc.model->price);
-        walk(ld, item, line, "a model", &mc, model_field);
+        walk(ld, item, mc.model->line, "a model", &mc, model_field);
         check_model(ld, &mc);
     }
 }
@@ -477,16 +492,18 @@ static void load_keys(loader_t *ld, struct fy_node *seq, int line)
         return;
     while ((item = fy_node_sequence_iterate(seq, &iter)) != NULL) {
         cfg_key_t *k = &cfg->keys[i++];
+        int item_line = map_line(item, line);
         bool has_hash;
 
         k->line = 0;
-        walk(ld, item, line, "a key", k, key_field);
+        walk(ld, item, item_line, "a key", k, key_field);
         has_hash = k->line != 0;
-        k->line = line;
+        k->line = item_line;
         if (k->name == NULL)
-            fail(ld, line, "key needs a name");
+            fail(ld, item_line, "key needs a name");
         if (!has_hash)
-            fail(ld, line, "key '%s' needs a sha256", k->name ? k->name : "?");
+            fail(ld, item_line, "key '%s' needs a sha256",
+                 k->name ? k->name : "?");
     }
 }
 
