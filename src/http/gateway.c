@@ -204,6 +204,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
         path = "/";
     if (strcmp(path, "/healthz") == 0) {
         handle_health(gw, req);
+    } else if (gw->test_clock && strcmp(path, "/_test/clock/advance") == 0) {
+        handle_test_clock(gw, req);
     } else if (gw->draining) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
                           "close");
@@ -213,18 +215,24 @@ static void dispatch(struct evhttp_request *req, void *arg)
         chat_handle(gw, req);
     } else if (strcmp(path, "/v1/models") == 0) {
         handle_models(gw, req);
-    } else if (gw->test_clock && strcmp(path, "/_test/clock/advance") == 0) {
-        handle_test_clock(gw, req);
     } else {
         gateway_send_error(req, 404, "invalid_request_error", "unknown_url",
                            NULL, "this gateway has no such endpoint");
     }
 }
 
+/* Every call has answered; the last replies may still sit in socket
+ * buffers, so the loop runs a short grace period to write them out. */
 static void finish_drain(gateway_t *gw)
 {
+    struct timeval grace = {0, 200 * 1000};
+
     clock_timer_cancel(gw->drain_timer);
-    event_base_loopexit(gw->base, NULL);
+    if (gw->listener != NULL) {
+        evhttp_del_accept_socket(gw->http, gw->listener);
+        gw->listener = NULL;
+    }
+    event_base_loopexit(gw->base, &grace);
 }
 
 void gateway_call_done(gateway_t *gw)
@@ -295,6 +303,7 @@ static int bind_listener(gateway_t *gw)
                 cfg->listen_host, cfg->listen_port, strerror(errno));
         return -1;
     }
+    gw->listener = sock;
     fd = evhttp_bound_socket_get_fd(sock);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET)
@@ -337,6 +346,9 @@ static int gateway_run(gateway_t *gw)
     fflush(stdout);
     event_base_dispatch(gw->base);
 
+    /* A second signal while the ledger flushes must not kill us. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     clock_timer_free(gw->drain_timer);
     event_free(sigterm);
     event_free(sigint);

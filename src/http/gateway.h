@@ -16,6 +16,7 @@
 struct event_base;
 struct evhttp;
 struct evhttp_request;
+struct evhttp_bound_socket;
 struct chat_call;
 
 typedef struct gateway {
@@ -25,6 +26,7 @@ typedef struct gateway {
     upstream_t *upstream;
     struct event_base *base;
     struct evhttp *http;
+    struct evhttp_bound_socket *listener;
     struct chat_call *calls; /* calls in flight, a doubly-linked list */
     size_t in_flight;
     bool draining;

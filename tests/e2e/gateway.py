@@ -137,7 +137,8 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self):
-        self.stderr.flush()
+        if not self.stderr.closed:
+            self.stderr.flush()
         with open(self.stderr_path) as f:
             return f.read()
 

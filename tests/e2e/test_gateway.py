@@ -471,10 +471,14 @@ class TestLedgerFull(GatewayCase):
         self.assertEqual(conn.getresponse().status, 200)
         conn.close()
         self.gw.wait_written(1)
-        status, _, body = self.gw.chat(dict(
-            HELLO, messages=[{"role": "user", "content": "again"}]))
+        conn = harness.open_request(
+            "POST", self.gw.url + "/v1/chat/completions", dict(
+                HELLO, messages=[{"role": "user", "content": "again"}]),
+            {"Authorization": "Bearer tg-key-alpha"})
+        wait_for(lambda: len(self.sim.requests()) == 2)
         self.sim.advance(5000)
-        self.assertEqual(status, 200, body)
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
 
 
 class TestCheckCommand(unittest.TestCase):
