@@ -339,6 +339,21 @@ static bool has_nonempty_content(const char *data, size_t len)
     return memmem(data, len, "\"tool_calls\":[", 14) != NULL;
 }
 
+/* Whether a chunk may carry usage: every chunk but the last says
+ * "usage":null, and parsing each one would cost more than the proxying. */
+static bool usage_present(const char *data, size_t len)
+{
+    const char *end = data + len;
+    const char *p = memmem(data, len, "\"usage\"", 7);
+
+    if (p == NULL)
+        return false;
+    p += 7;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\t'))
+        p++;
+    return !(end - p >= 4 && memcmp(p, "null", 4) == 0);
+}
+
 /* Reads usage, model and errors from one chunk. Returns true when the
  * chunk is the usage-only chunk the caller did not ask for. */
 static bool inspect_chunk(chat_call_t *call, const sse_event_t *ev)
@@ -348,7 +363,7 @@ static bool inspect_chunk(chat_call_t *call, const sse_event_t *ev)
 
     if (!call->saw_content && has_nonempty_content(ev->data, ev->data_len))
         call->saw_content = true;
-    if (memmem(ev->data, ev->data_len, "\"usage\"", 7) == NULL &&
+    if (!usage_present(ev->data, ev->data_len) &&
         memmem(ev->data, ev->data_len, "\"error\"", 7) == NULL &&
         call->resp_model[0] != '\0')
         return false;
