@@ -1,7 +1,8 @@
 /*
- * The ledger's SQLite back end: a preallocated ring that the event loop
- * copies finished outcomes into, and one writer thread that commits them
- * in batches. docs/ledger.md states the schema and what a crash can lose.
+ * The ledger's SQLite back end: a ring of record pointers that the event
+ * loop appends finished outcomes to, and one writer thread that commits
+ * them in batches and frees them. docs/ledger.md states the schema and what a
+ * crash can lose.
  *
  * Slots: `capacity` ring entries are shared by three kinds of record,
  * admitted (a call in flight holds a slot but has not written it yet),
@@ -49,7 +50,7 @@ struct ledger {
     pthread_cond_t wake;     /* to the writer: records queued, or closing */
     pthread_cond_t progress; /* to flushers: a batch is done */
 
-    ledger_outcome_t *ring; /* `capacity` slots, owned by the ledger */
+    ledger_outcome_t **ring; /* `capacity` slots; records owned here */
     size_t capacity;
     size_t head;     /* ring index of the oldest uncommitted record */
     size_t writing;  /* records in the batch being committed */
@@ -241,7 +242,7 @@ static int write_batch(ledger_t *ledger, size_t start, size_t n)
     int rc = step_reset(ledger->begin);
 
     for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-        rc = put_outcome(ledger, &ledger->ring[(start + i) % ledger->capacity]);
+        rc = put_outcome(ledger, ledger->ring[(start + i) % ledger->capacity]);
     if (rc == SQLITE_OK)
         rc = step_reset(ledger->commit);
 
@@ -323,12 +324,24 @@ static size_t commit_batch(ledger_t *ledger, size_t start, size_t n)
     /* One record spoils the batch: write them one by one so only the
      * refused one stays out, and say which it is. */
     if (n == 1) {
-        log_rejected(ledger, &ledger->ring[start]);
+        log_rejected(ledger, ledger->ring[start]);
         return 0;
     }
     for (size_t i = 0; i < n; i++)
         stored += commit_batch(ledger, (start + i) % ledger->capacity, 1);
     return stored;
+}
+
+/* The batch's slots are not reused until head moves past them, so their
+ * records can be freed without the lock. */
+static void release_batch(ledger_t *ledger, size_t start, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = (start + i) % ledger->capacity;
+
+        free(ledger->ring[slot]);
+        ledger->ring[slot] = NULL;
+    }
 }
 
 static void *writer_main(void *arg)
@@ -350,6 +363,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&ledger->lock);
 
         stored = commit_batch(ledger, start, n);
+        release_batch(ledger, start, n);
 
         pthread_mutex_lock(&ledger->lock);
         ledger->head = (start + n) % ledger->capacity;
@@ -504,6 +518,8 @@ static void ledger_free(ledger_t *ledger)
     pthread_cond_destroy(&ledger->progress);
     pthread_cond_destroy(&ledger->wake);
     pthread_mutex_destroy(&ledger->lock);
+    if (ledger->ring != NULL)
+        release_batch(ledger, 0, ledger->capacity);
     free(ledger->ring);
     free(ledger);
 }
@@ -528,7 +544,8 @@ ledger_t *ledger_open(const char *path, size_t queue_cap, char *err,
     pthread_cond_init(&ledger->progress, NULL);
     ledger->capacity = queue_cap;
 
-    /* Every slot up front, so an append never allocates or fails. */
+    /* Slots hold pointers: a record takes memory only while queued, so a
+     * large queue bound costs little until the writer falls behind. */
     ledger->ring = calloc(queue_cap, sizeof(*ledger->ring));
     if (ledger->ring == NULL) {
         snprintf(err, errlen, "no memory for %zu ledger slots", queue_cap);
@@ -579,7 +596,13 @@ void ledger_append(ledger_t *ledger, const ledger_outcome_t *outcome)
     size_t len = offsetof(ledger_outcome_t, attempts) +
                  (size_t)attempts_stored(outcome) * sizeof(ledger_attempt_t);
     size_t slot;
+    ledger_outcome_t *copy = malloc(len);
 
+    if (copy == NULL) {
+        log_error("ledger: out of memory");
+        abort();
+    }
+    memcpy(copy, outcome, len);
     pthread_mutex_lock(&ledger->lock);
 
     /* A caller that skipped ledger_admit() gets a free slot if there is
@@ -593,7 +616,7 @@ void ledger_append(ledger_t *ledger, const ledger_outcome_t *outcome)
     }
 
     slot = (ledger->head + ledger->writing + ledger->queued) % ledger->capacity;
-    memcpy(&ledger->ring[slot], outcome, len);
+    ledger->ring[slot] = copy;
     ledger->queued++;
     ledger->appended++;
     pthread_cond_signal(&ledger->wake);
