@@ -95,8 +95,12 @@ static int report_model_prices(const config_t *cfg, const price_table_t *prices)
         const cfg_model_t *m = &cfg->models[i];
         const price_t *p = m->has_price ? &m->price : NULL;
 
-        if (p == NULL && m->price_entry != NULL)
+        if (p == NULL && m->price_entry != NULL) {
             p = billing_lookup(prices, m->price_entry);
+            if (p == NULL)
+                printf("  model %-28s price_entry '%s' is in no price "
+                       "table\n", m->name, m->price_entry);
+        }
         if (p == NULL)
             p = billing_lookup(prices, m->upstream);
         if (p == NULL)
