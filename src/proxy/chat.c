@@ -253,6 +253,23 @@ static void add_header(chat_call_t *call, const char *name, const char *value)
                       value);
 }
 
+/* x-tollgate-cost-usd for a plain answer: the exact cost, "unpriced" when
+ * the provider billed an amount we cannot know, 0 when nothing was billed
+ * (refused here, or a provider error). */
+static void add_cost_header(chat_call_t *call)
+{
+    const ledger_attempt_t *att = call->att;
+    char usd[40];
+
+    if (att == NULL || att->cost_status == COST_NONE)
+        pico_format_usd(0, usd, sizeof(usd));
+    else if (att->cost_status == COST_PRICED)
+        pico_format_usd(att->cost, usd, sizeof(usd));
+    else
+        copy_str(usd, sizeof(usd), "unpriced");
+    add_header(call, "x-tollgate-cost-usd", usd);
+}
+
 /* Ends the call with an error answer (nothing was sent yet). */
 static void call_fail(chat_call_t *call, int status, const char *type,
                       const char *code, const char *param, const char *message)
@@ -262,6 +279,7 @@ static void call_fail(chat_call_t *call, int status, const char *type,
     rec->http_status = status;
     copy_str(rec->error_type, sizeof(rec->error_type), code ? code : type);
     add_header(call, "x-tollgate-outcome", rec->id);
+    add_cost_header(call);
     detach_client(call);
     gateway_send_error(call->req, status, type, code, param, message);
     call_finish(call);
@@ -455,18 +473,12 @@ static void finish_stream(chat_call_t *call, int curl_code)
 static void reply_plain(chat_call_t *call, int status)
 {
     struct evbuffer *out = evbuffer_new();
-    char usd[40];
 
     if (out == NULL)
         die_oom();
-    if (call->att->cost_status == COST_PRICED)
-        pico_format_usd(call->att->cost, usd, sizeof(usd));
-    else
-        copy_str(usd, sizeof(usd), "unpriced");
     add_header(call, "Content-Type", "application/json");
     add_header(call, "x-tollgate-outcome", call->rec->id);
-    if (call->att->cost_status != COST_NONE)
-        add_header(call, "x-tollgate-cost-usd", usd);
+    add_cost_header(call);
     if (call->retry_after[0] != '\0')
         add_header(call, "retry-after", call->retry_after);
     if (call->request_id[0] != '\0')

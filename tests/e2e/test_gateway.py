@@ -285,6 +285,8 @@ class TestErrors(GatewayCase):
             status, headers, body = self.gw.chat(None, raw=raw)
             self.assert_openai_error(status, body, 400)
             self.assertIn("x-tollgate-outcome", headers)
+            self.assertEqual(headers["x-tollgate-cost-usd"],
+                             "0.000000000000")
         self.assertEqual(self.sim.requests(), [])
         self.gw.wait_written(len(bad))
         rows = self.gw.rows("outcomes")
@@ -369,6 +371,7 @@ class TestErrors(GatewayCase):
         status, headers, resp = self.gw.chat(body)
         self.assert_openai_error(status, resp, 502,
                                  "upstream_malformed_response")
+        self.assertEqual(headers["x-tollgate-cost-usd"], "unpriced")
         self.gw.wait_written(1)
         row = self.gw.outcome(headers["x-tollgate-outcome"])
         self.assertEqual(row["cost_status"], "usage_missing")
