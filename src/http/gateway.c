@@ -3,6 +3,7 @@
  * in OpenAI's shape, and the SIGTERM drain. Everything runs on one loop.
  */
 #include "http/gateway.h"
+#include "http/bodylimit.h"
 
 #include "auth/auth.h"
 #include "proxy/chat.h"
@@ -189,6 +190,9 @@ static void handle_refused(struct evhttp_request *req)
                            NULL, "the HTTP request could not be read");
 }
 
+/* Where bodylimit sends a request whose body is over max_body_bytes. */
+#define REFUSED_PATH "/_tollgate/body-too-large"
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     gateway_t *gw = arg;
@@ -202,7 +206,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
     path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL)
         path = "/";
-    if (strcmp(path, "/healthz") == 0) {
+    if (strcmp(path, REFUSED_PATH) == 0) {
+        gateway_send_error(req, 413, "invalid_request_error",
+                           "request_too_large", NULL,
+                           "the request body is larger than this "
+                           "gateway's max_body_bytes");
+    } else if (strcmp(path, "/healthz") == 0) {
         handle_health(gw, req);
     } else if (gw->test_clock && strcmp(path, "/_test/clock/advance") == 0) {
         handle_test_clock(gw, req);
@@ -321,11 +330,17 @@ static int setup_http(gateway_t *gw)
         return -1;
     evhttp_set_max_body_size(gw->http, (ev_ssize_t)gw->config->max_body_bytes);
     evhttp_set_max_headers_size(gw->http, 64 * 1024);
-    evhttp_set_timeout(gw->http, 300);
+    /* Idle connections are closed after this; it must outlast the longest
+     * call, or a long stream would be cut by the server side. */
+    evhttp_set_timeout(gw->http,
+                       (int)(gw->config->total_timeout_ms / 1000) + 60);
     evhttp_set_allowed_methods(
         gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                       EVHTTP_REQ_OPTIONS | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
     evhttp_set_gencb(gw->http, dispatch, gw);
+    if (bodylimit_install(gw->http, gw->base, gw->config->max_body_bytes,
+                          REFUSED_PATH) < 0)
+        return -1;
     return bind_listener(gw);
 }
 
