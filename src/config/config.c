@@ -16,12 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct cfg_error {
+    int line;
+    int seq;
+    char text[400];
+    struct cfg_error *next;
+};
+
 typedef struct loader {
     config_t *cfg;
     const char *path;
     const char *dir;
     FILE *errout;
     int errors;
+    int log_level_line;
+    char yaml_error[512]; /* libfyaml's first message */
+    struct cfg_error *error_list;
 } loader_t;
 
 static int node_line(struct fy_node *node)
@@ -40,6 +50,8 @@ static int map_line(struct fy_node *map, int dflt)
     struct fy_node_pair *pair;
     int line;
 
+    if (map != NULL && fy_node_is_scalar(map))
+        return node_line(map) > 0 ? node_line(map) : dflt;
     if (map == NULL || !fy_node_is_mapping(map))
         return dflt;
     pair = fy_node_mapping_iterate(map, &iter);
@@ -50,16 +62,47 @@ static int map_line(struct fy_node *map, int dflt)
 static void fail(loader_t *ld, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Errors are kept and printed in line order once the file is read, since
+ * some checks (a model's provider) can only run at the end. */
 static void fail(loader_t *ld, int line, const char *fmt, ...)
 {
+    struct cfg_error *e = arena_alloc(ld->cfg->arena, sizeof(*e));
     va_list ap;
 
-    fprintf(ld->errout, "%s:%d: ", ld->path, line);
+    e->line = line;
+    e->seq = ld->errors++;
     va_start(ap, fmt);
-    vfprintf(ld->errout, fmt, ap);
+    vsnprintf(e->text, sizeof(e->text), fmt, ap);
     va_end(ap);
-    fputc('\n', ld->errout);
-    ld->errors++;
+    e->next = ld->error_list;
+    ld->error_list = e;
+}
+
+static int error_cmp(const void *a, const void *b)
+{
+    const struct cfg_error *x = *(const struct cfg_error *const *)a;
+    const struct cfg_error *y = *(const struct cfg_error *const *)b;
+
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void print_errors(loader_t *ld)
+{
+    struct cfg_error **sorted;
+    struct cfg_error *e;
+    int i = 0;
+
+    if (ld->errors == 0)
+        return;
+    sorted = arena_alloc(ld->cfg->arena, sizeof(*sorted) * (size_t)ld->errors);
+    for (e = ld->error_list; e != NULL; e = e->next)
+        sorted[i++] = e;
+    qsort(sorted, (size_t)ld->errors, sizeof(*sorted), error_cmp);
+    for (i = 0; i < ld->errors; i++)
+        fprintf(ld->errout, "%s:%d: %s\n", ld->path, sorted[i]->line,
+                sorted[i]->text);
 }
 
 static const char *scalar(loader_t *ld, struct fy_node *node, int line,
@@ -331,7 +374,6 @@ static void model_field(loader_t *ld, void *obj, const char *key,
 
 static void check_model(loader_t *ld, struct model_ctx *mc)
 {
-    config_t *cfg = ld->cfg;
     cfg_model_t *m = mc->model;
 
     if (m->name == NULL)
@@ -340,15 +382,7 @@ static void check_model(loader_t *ld, struct model_ctx *mc)
         fail(ld, m->line, "model '%s' needs a provider",
              m->name ? m->name : "?");
     } else {
-        for (size_t i = 0; i < cfg->n_providers; i++)
-            if (cfg->providers[i].name &&
-                strcmp(cfg->providers[i].name, mc->provider_name) == 0)
-                m->provider = &cfg->providers[i];
-        if (m->provider == NULL)
-            fail(ld, m->line,
-                 "model '%s' names provider '%s', which is "
-                 "not configured",
-                 m->name ? m->name : "?", mc->provider_name);
+        m->provider_name = mc->provider_name;
     }
     if (m->upstream == NULL)
         m->upstream = m->name;
@@ -498,6 +532,7 @@ static void load_keys(loader_t *ld, struct fy_node *seq, int line)
         k->line = 0;
         walk(ld, item, item_line, "a key", k, key_field);
         has_hash = k->line != 0;
+        k->has_hash = has_hash;
         k->line = item_line;
         if (k->name == NULL)
             fail(ld, item_line, "key needs a name");
@@ -527,7 +562,8 @@ static void load_prices(loader_t *ld, struct fy_node *v, int line)
         cfg->arena,
         sizeof(char *) * (size_t)(fy_node_sequence_item_count(v) + 1));
     while ((item = fy_node_sequence_iterate(v, &iter)) != NULL) {
-        const char *p = get_path(ld, item, line, "prices entry");
+        const char *p =
+            get_path(ld, item, map_line(item, line), "prices entry");
 
         if (p != NULL)
             cfg->price_files[cfg->n_price_files++] = p;
@@ -580,7 +616,10 @@ static void top_field(loader_t *ld, void *obj, const char *key,
     } else if (strcmp(key, "admin_key_env") == 0) {
         cfg->admin_key_env = scalar(ld, v, line, key);
     } else if (strcmp(key, "log_level") == 0) {
-        cfg->log_level = scalar(ld, v, line, key);
+        s = scalar(ld, v, line, key);
+        ld->log_level_line = line;
+        if (s != NULL)
+            cfg->log_level = s;
     } else if (strcmp(key, "prices") == 0) {
         load_prices(ld, v, line);
     } else if (strcmp(key, "providers") == 0) {
@@ -598,7 +637,7 @@ static void set_defaults(config_t *cfg)
 {
     cfg->listen_host = "127.0.0.1";
     cfg->listen_port = 8080;
-    cfg->ledger_path = "tollgate.db";
+    cfg->ledger_path = NULL; /* tollgate.db beside the config */
     cfg->ledger_queue = 65536;
     cfg->max_body_bytes = 4 * 1024 * 1024;
     cfg->max_response_bytes = 64 * 1024 * 1024;
@@ -607,6 +646,27 @@ static void set_defaults(config_t *cfg)
     cfg->total_timeout_ms = 600000;
     cfg->drain_timeout_ms = 30000;
     cfg->log_level = "info";
+}
+
+/* After the whole file is read, so providers may come after models. */
+static void resolve_providers(loader_t *ld)
+{
+    config_t *cfg = ld->cfg;
+
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        cfg_model_t *model = &cfg->models[m];
+
+        if (model->provider_name == NULL)
+            continue;
+        for (size_t i = 0; i < cfg->n_providers; i++)
+            if (cfg->providers[i].name &&
+                strcmp(cfg->providers[i].name, model->provider_name) == 0)
+                model->provider = &cfg->providers[i];
+        if (model->provider == NULL)
+            fail(ld, model->line,
+                 "model '%s' names provider '%s', which is not configured",
+                 model->name ? model->name : "?", model->provider_name);
+    }
 }
 
 static void check_duplicates(loader_t *ld)
@@ -623,7 +683,8 @@ static void check_duplicates(loader_t *ld)
                      cfg->models[i].name, cfg->models[j].line);
     for (size_t i = 0; i < cfg->n_keys; i++)
         for (size_t j = 0; j < i; j++)
-            if (memcmp(cfg->keys[i].sha256, cfg->keys[j].sha256, 32) == 0)
+            if (cfg->keys[i].has_hash && cfg->keys[j].has_hash &&
+                memcmp(cfg->keys[i].sha256, cfg->keys[j].sha256, 32) == 0)
                 fail(ld, cfg->keys[i].line,
                      "key '%s' has the same sha256 "
                      "as key at line %d",
@@ -635,13 +696,77 @@ static void check_duplicates(loader_t *ld)
             cfg->admin_key = NULL;
     }
     if (log_parse_level(cfg->log_level) < 0)
-        fail(ld, 0, "log_level '%s' is not one of error, warn, info, debug",
+        fail(ld, ld->log_level_line,
+             "log_level '%s' is not one of error, warn, info, debug",
              cfg->log_level);
+}
+
+/* Keeps libfyaml's first message, "FILE:LINE:COL: error: text". */
+static void yaml_diag(struct fy_diag *diag, void *user, const char *buf,
+                      size_t len)
+{
+    loader_t *ld = user;
+    size_t plen = strlen(ld->path);
+
+    /* Only messages about a place in the file; the rest is libfyaml
+     * saying that it stopped. */
+    if (ld->yaml_error[0] != '\0' || len <= plen ||
+        strncmp(buf, ld->path, plen) != 0 || buf[plen] != ':')
+        return;
+    if (len >= sizeof(ld->yaml_error))
+        len = sizeof(ld->yaml_error) - 1;
+    memcpy(ld->yaml_error, buf, len);
+    ld->yaml_error[len] = '\0';
+    ld->yaml_error[strcspn(ld->yaml_error, "\n")] = '\0';
+}
+
+/* Reports why libfyaml gave no document, at the line it named. */
+static void fail_yaml(loader_t *ld)
+{
+    const char *p = ld->yaml_error;
+    size_t plen = strlen(ld->path);
+    int line = 0;
+    const char *msg;
+
+    if (p[0] == '\0') {
+        fail(ld, 1, "the file is empty");
+        return;
+    }
+    if (strncmp(p, ld->path, plen) == 0 && p[plen] == ':')
+        line = atoi(p + plen + 1);
+    msg = strstr(p, "error: ");
+    fail(ld, line, "YAML syntax: %s", msg ? msg + 7 : p);
+}
+
+static struct fy_document *read_yaml(loader_t *ld, const char *path)
+{
+    struct fy_diag_cfg dcfg;
+    struct fy_diag *diag;
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_DEFAULT_DOC & ~FYPCF_QUIET};
+    struct fy_document *doc;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        fail(ld, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    fclose(f);
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = yaml_diag;
+    dcfg.user = ld;
+    dcfg.colorize = false;
+    diag = fy_diag_create(&dcfg);
+    pcfg.diag = diag;
+    doc = fy_document_build_from_file(&pcfg, path);
+    if (doc == NULL || fy_document_root(doc) == NULL)
+        fail_yaml(ld);
+    fy_diag_destroy(diag);
+    return doc;
 }
 
 config_t *config_load(const char *path, FILE *errout, int *n_errors)
 {
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_DEFAULT_DOC};
     struct fy_document *doc;
     struct fy_node *root;
     loader_t ld = {0};
@@ -658,20 +783,18 @@ config_t *config_load(const char *path, FILE *errout, int *n_errors)
     ld.dir = slash ? arena_strndup(arena, path, (size_t)(slash - path)) : "";
     set_defaults(ld.cfg);
 
-    pcfg.flags &= ~FYPCF_QUIET;
-    doc = fy_document_build_from_file(&pcfg, path);
-    if (doc == NULL) {
-        fail(&ld, 0,
-             "cannot read this file as YAML (see the message "
-             "above)");
+    doc = read_yaml(&ld, path);
+    if (doc == NULL)
         goto out;
-    }
     root = fy_document_root(doc);
-    if (root == NULL) {
-        fail(&ld, 1, "the file is empty");
+    if (root == NULL)
         goto out_doc;
-    }
     walk(&ld, root, 1, "the config", NULL, top_field);
+    if (ld.cfg->ledger_path == NULL)
+        ld.cfg->ledger_path =
+            ld.dir[0] ? arena_printf(arena, "%s/tollgate.db", ld.dir)
+                      : "tollgate.db";
+    resolve_providers(&ld);
     check_duplicates(&ld);
     if (ld.cfg->n_models == 0)
         fail(&ld, 1, "no models are configured");
@@ -679,6 +802,7 @@ config_t *config_load(const char *path, FILE *errout, int *n_errors)
 out_doc:
     fy_document_destroy(doc);
 out:
+    print_errors(&ld);
     *n_errors = ld.errors;
     if (ld.errors > 0) {
         arena_free(arena);

@@ -24,6 +24,7 @@ typedef struct cfg_provider {
 typedef struct cfg_model {
     const char *name; /* what callers ask for */
     const cfg_provider_t *provider;
+    const char *provider_name;
     const char *upstream; /* the provider's model id */
     int tier;
     const char *price_entry; /* price-table entry to use; NULL: by name */
@@ -35,6 +36,7 @@ typedef struct cfg_model {
 typedef struct cfg_key {
     const char *name;
     unsigned char sha256[32];
+    bool has_hash;
     const char *team;
     const char *owner;
     const char *default_task;

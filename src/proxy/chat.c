@@ -607,11 +607,17 @@ static struct json_object *parse_body(chat_call_t *call, const char *body,
 
     if (tok == NULL)
         die_oom();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    obj = json_tokener_parse_ex(tok, body, (int)len);
-    end = jsonedit_skip_ws(body, len, json_tokener_get_parse_end(tok));
+    /* json-c's strict mode still takes 'single quotes' and NaN, which a
+     * provider refuses: RFC 8259 is checked first. */
+    if (jsonedit_validate(body, len, &end) == 0) {
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        obj = json_tokener_parse_ex(tok, body, (int)len);
+        end = json_tokener_get_parse_end(tok);
+    } else {
+        obj = NULL;
+    }
     if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-        end != len) {
+        jsonedit_skip_ws(body, len, end) != len) {
         if (len == 0)
             snprintf(msg, sizeof(msg),
                      "the request body is empty; send a "
@@ -620,7 +626,7 @@ static struct json_object *parse_body(chat_call_t *call, const char *body,
             snprintf(msg, sizeof(msg),
                      "the request body is not valid "
                      "JSON (error near byte %zu)",
-                     json_tokener_get_parse_end(tok));
+                     end);
         json_object_put(obj);
         json_tokener_free(tok);
         call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,

@@ -40,8 +40,11 @@ int openai_read_usage(struct json_object *u, usage_t *usage)
     memset(usage, 0, sizeof(*usage));
     if (u == NULL || !json_object_is_type(u, json_type_object))
         return -EINVAL;
+    /* The totals are what the bill is made of: null or absent is not 0. */
     if (!json_object_object_get_ex(u, "prompt_tokens", &v) ||
-        !json_object_object_get_ex(u, "completion_tokens", &v))
+        !json_object_is_type(v, json_type_int) ||
+        !json_object_object_get_ex(u, "completion_tokens", &v) ||
+        !json_object_is_type(v, json_type_int))
         return -EINVAL;
     pd = member(u, "prompt_tokens_details");
     cd = member(u, "completion_tokens_details");

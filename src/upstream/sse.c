@@ -8,10 +8,15 @@
 #include <errno.h>
 #include <string.h>
 
+#define SSE_READ_MAX (64 * 1024)
+
 void sse_init(sse_parser_t *p, size_t cap)
 {
     memset(p, 0, sizeof(*p));
-    buf_init(&p->pending, cap);
+    p->cap = cap;
+    /* pending may hold a whole read beside the unfinished event; the cap
+     * is checked per event once the read is split. */
+    buf_init(&p->pending, cap + SSE_READ_MAX);
     buf_init(&p->data, cap);
 }
 
@@ -73,8 +78,19 @@ static int emit(sse_parser_t *p, size_t end, sse_event_fn fn, void *ctx)
 int sse_feed(sse_parser_t *p, const char *bytes, size_t len, sse_event_fn fn,
              void *ctx)
 {
+    size_t before;
     int rc = 0;
 
+    /* Reads larger than SSE_READ_MAX are fed in pieces. */
+    while (len > SSE_READ_MAX) {
+        int part = sse_feed(p, bytes, SSE_READ_MAX, fn, ctx);
+
+        if (part < 0)
+            return part;
+        bytes += SSE_READ_MAX;
+        len -= SSE_READ_MAX;
+    }
+    before = p->pending.len;
     if (buf_append(&p->pending, bytes, len) < 0)
         return -ENOSPC;
     while (p->scanned < p->pending.len) {
@@ -88,6 +104,10 @@ int sse_feed(sse_parser_t *p, const char *bytes, size_t len, sse_event_fn fn,
         if (line_len > 0 && start[line_len - 1] == '\r')
             line_len--;
         p->scanned = (size_t)(nl - p->pending.data) + 1;
+        if (p->scanned - p->event_start > p->cap) {
+            rc = -ENOSPC;
+            break;
+        }
         if (line_len == 0) {
             rc = emit(p, p->scanned, fn, ctx);
             if (rc < 0)
@@ -100,5 +120,11 @@ int sse_feed(sse_parser_t *p, const char *bytes, size_t len, sse_event_fn fn,
     buf_consume(&p->pending, p->event_start);
     p->scanned -= p->event_start;
     p->event_start = 0;
+    if (rc == 0 && p->pending.len > p->cap) {
+        /* Keep what fitted, so the buffer never holds more than cap. */
+        if (before <= p->cap)
+            p->pending.len = p->cap;
+        rc = -ENOSPC;
+    }
     return rc;
 }

@@ -5,7 +5,9 @@
  */
 #include "util/jsonedit.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +74,48 @@ static int skip_value(const char *text, size_t len, size_t pos, size_t *end)
     return 0;
 }
 
+/* Whether the string token [start, end) (quotes included) decodes to
+ * key. Only the escapes a name can carry need decoding here. */
+static bool key_equals(const char *text, size_t start, size_t end,
+                       const char *key)
+{
+    size_t i = start + 1, k = 0;
+
+    end--; /* the closing quote */
+    while (i < end) {
+        unsigned cp;
+        char c = text[i++];
+
+        if (c != '\\') {
+            if (key[k++] != c)
+                return false;
+            continue;
+        }
+        if (i >= end)
+            return false;
+        c = text[i++];
+        if (c != 'u') {
+            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+            const char *at = strchr(from, c);
+
+            if (at == NULL || key[k++] != to[at - from])
+                return false;
+            continue;
+        }
+        if (i + 4 > end || sscanf(text + i, "%4x", &cp) != 1)
+            return false;
+        i += 4;
+        /* Keys we look for are ASCII; any other code point differs. */
+        if (cp == 0 || cp > 0x7f || key[k++] != (char)cp)
+            return false;
+    }
+    return key[k] == '\0';
+}
+
 int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
                   json_span_t *value)
 {
     size_t pos = jsonedit_skip_ws(text, len, obj);
-    size_t klen = strlen(key);
     int found = -ENOENT;
 
     if (pos >= len || text[pos] != '{')
@@ -95,8 +134,7 @@ int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
         vstart = jsonedit_skip_ws(text, len, pos + 1);
         if (skip_value(text, len, vstart, &vend) < 0)
             return -EINVAL;
-        if (kend - kstart - 2 == klen &&
-            memcmp(text + kstart + 1, key, klen) == 0) {
+        if (key_equals(text, kstart, kend, key)) {
             value->start = vstart;
             value->end = vend;
             found = 0;
@@ -205,4 +243,208 @@ int jsonedit_usage_edit(arena_t *arena, const char *text, size_t len,
                      : "\"include_usage\":true,";
     (void)arena;
     return 1;
+}
+
+/* A strict RFC 8259 checker: recursive descent with a depth bound. */
+typedef struct checker {
+    const char *t;
+    size_t len;
+    size_t pos;
+    int depth;
+} checker_t;
+
+static int check_value(checker_t *c);
+
+static void check_ws(checker_t *c)
+{
+    c->pos = jsonedit_skip_ws(c->t, c->len, c->pos);
+}
+
+/* Length of the UTF-8 sequence at pos, 0 when it is not valid UTF-8. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned cp;
+    size_t n;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+static int check_string(checker_t *c)
+{
+    const unsigned char *t = (const unsigned char *)c->t;
+
+    if (c->pos >= c->len || t[c->pos] != '"')
+        return -EINVAL;
+    c->pos++;
+    while (c->pos < c->len) {
+        unsigned char ch = t[c->pos];
+        size_t n;
+
+        if (ch == '"') {
+            c->pos++;
+            return 0;
+        }
+        if (ch < 0x20)
+            return -EINVAL;
+        if (ch == '\\') {
+            if (c->pos + 1 >= c->len)
+                return -EINVAL;
+            ch = t[c->pos + 1];
+            if (ch == 'u') {
+                for (size_t i = 2; i < 6; i++)
+                    if (c->pos + i >= c->len || !isxdigit(t[c->pos + i]))
+                        return -EINVAL;
+                c->pos += 6;
+            } else if (strchr("\"\\/bfnrt", ch) != NULL && ch != '\0') {
+                c->pos += 2;
+            } else {
+                return -EINVAL;
+            }
+            continue;
+        }
+        n = utf8_len(t + c->pos, c->len - c->pos);
+        if (n == 0)
+            return -EINVAL;
+        c->pos += n;
+    }
+    return -EINVAL;
+}
+
+static size_t digits(checker_t *c)
+{
+    size_t start = c->pos;
+
+    while (c->pos < c->len && c->t[c->pos] >= '0' && c->t[c->pos] <= '9')
+        c->pos++;
+    return c->pos - start;
+}
+
+static int check_number(checker_t *c)
+{
+    if (c->pos < c->len && c->t[c->pos] == '-')
+        c->pos++;
+    if (c->pos < c->len && c->t[c->pos] == '0')
+        c->pos++;
+    else if (digits(c) == 0)
+        return -EINVAL;
+    if (c->pos < c->len && c->t[c->pos] == '.') {
+        c->pos++;
+        if (digits(c) == 0)
+            return -EINVAL;
+    }
+    if (c->pos < c->len && (c->t[c->pos] == 'e' || c->t[c->pos] == 'E')) {
+        c->pos++;
+        if (c->pos < c->len && (c->t[c->pos] == '+' || c->t[c->pos] == '-'))
+            c->pos++;
+        if (digits(c) == 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_literal(checker_t *c, const char *word)
+{
+    size_t n = strlen(word);
+
+    if (c->len - c->pos < n || memcmp(c->t + c->pos, word, n) != 0)
+        return -EINVAL;
+    c->pos += n;
+    return 0;
+}
+
+/* Members or elements up to the closing bracket; c->pos is past the
+ * opening one. */
+static int check_container(checker_t *c, char close, bool object)
+{
+    check_ws(c);
+    if (c->pos < c->len && c->t[c->pos] == close) {
+        c->pos++;
+        return 0;
+    }
+    for (;;) {
+        check_ws(c);
+        if (object) {
+            if (check_string(c) < 0)
+                return -EINVAL;
+            check_ws(c);
+            if (c->pos >= c->len || c->t[c->pos] != ':')
+                return -EINVAL;
+            c->pos++;
+        }
+        if (check_value(c) < 0)
+            return -EINVAL;
+        check_ws(c);
+        if (c->pos < c->len && c->t[c->pos] == close) {
+            c->pos++;
+            return 0;
+        }
+        if (c->pos >= c->len || c->t[c->pos] != ',')
+            return -EINVAL;
+        c->pos++;
+    }
+}
+
+static int check_value(checker_t *c)
+{
+    int rc;
+
+    check_ws(c);
+    if (c->pos >= c->len)
+        return -EINVAL;
+    switch (c->t[c->pos]) {
+    case '{':
+    case '[':
+        if (++c->depth > 256)
+            return -EINVAL;
+        c->pos++;
+        rc = check_container(c, c->t[c->pos - 1] == '{' ? '}' : ']',
+                             c->t[c->pos - 1] == '{');
+        c->depth--;
+        return rc;
+    case '"':
+        return check_string(c);
+    case 't':
+        return check_literal(c, "true");
+    case 'f':
+        return check_literal(c, "false");
+    case 'n':
+        return check_literal(c, "null");
+    default:
+        return check_number(c);
+    }
+}
+
+int jsonedit_validate(const char *text, size_t len, size_t *where)
+{
+    checker_t c = {text, len, 0, 0};
+    int rc = check_value(&c);
+
+    if (rc == 0) {
+        check_ws(&c);
+        if (c.pos != len)
+            rc = -EINVAL;
+    }
+    if (where != NULL)
+        *where = c.pos;
+    return rc;
 }

@@ -17,13 +17,22 @@ typedef struct json_span {
 } json_span_t;
 
 /*
- * Finds the LAST member named key (compared on its raw text, which for
- * plain ASCII keys is the key) of the object whose '{' is at obj. Returns
+ * Finds the LAST member named key (escapes in the member's name decoded,
+ * as a JSON parser would) of the object whose '{' is at obj. Returns
  * 0 with the value's span, -ENOENT when absent, -EINVAL when the text is
  * not a well-formed object there.
  */
 int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
                   json_span_t *value);
+
+/*
+ * Checks that text is exactly one JSON value by RFC 8259, in valid UTF-8,
+ * nested at most 256 deep. json-c's strict mode still takes single-quoted
+ * keys, NaN and raw control characters; what a provider would refuse must
+ * be refused here too. Returns 0, or -EINVAL with the byte offset of the
+ * problem in *where.
+ */
+int jsonedit_validate(const char *text, size_t len, size_t *where);
 
 /* Index of the first non-space byte at or after pos (len if none). */
 size_t jsonedit_skip_ws(const char *text, size_t len, size_t pos);

@@ -280,7 +280,12 @@ class TestErrors(GatewayCase):
                b'{model: "fast"}',
                b'{"model":"fast","messages":[{"role":"user","content":"hi"}]',
                b'', b'null', b'[]', b'{"model":"fast"} trailing',
-               b'\xff\xfe{}']
+               b'\xff\xfe{}',
+               b"{'model':\"fast\",\"messages\":[]}",
+               b'{"model":"fast","temperature":NaN,"messages":[]}',
+               b'{"model":"fast\x01","messages":[]}',
+               b'{"model":"\xc3(","messages":[]}',
+               b'{"model":"fast","n":01,"messages":[]}']
         for raw in bad:
             status, headers, body = self.gw.chat(None, raw=raw)
             self.assert_openai_error(status, body, 400)

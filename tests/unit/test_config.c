@@ -101,28 +101,47 @@ static config_t *load(const char *yaml, int *n_errors)
 }
 
 /* Writes into out the messages config_load should print: want holds
- * "LINE: message" lines, each printed as "PATH:LINE: message". Returns
- * the number of lines. */
+ * "LINE: message" lines, each printed as "PATH:LINE: message", in line
+ * order (config_load sorts its errors by line; ties keep their order).
+ * Returns the number of lines. */
 static int expected_text(const char *want, char *out, size_t size)
 {
-    size_t o = 0;
+    const char *line[64];
+    size_t len[64];
     int lines = 0;
+    size_t o = 0;
 
-    out[0] = '\0';
     for (const char *s = want; *s != '\0';) {
         const char *nl = strchr(s, '\n');
-        size_t len = nl ? (size_t)(nl - s) : strlen(s);
 
-        o +=
-            (size_t)snprintf(out + o, size - o, "%s:%.*s\n", path, (int)len, s);
-        assert_true(o < size);
+        assert_true(lines < 64);
+        line[lines] = s;
+        len[lines] = nl ? (size_t)(nl - s) : strlen(s);
         lines++;
-        s += len + (nl != NULL);
+        s += (nl ? (size_t)(nl - s) : strlen(s)) + (nl != NULL);
+    }
+    /* Insertion sort: stable, and the lists are short. */
+    for (int i = 1; i < lines; i++) {
+        for (int j = i; j > 0 && atoi(line[j - 1]) > atoi(line[j]); j--) {
+            const char *tl = line[j];
+            size_t tn = len[j];
+
+            line[j] = line[j - 1];
+            len[j] = len[j - 1];
+            line[j - 1] = tl;
+            len[j - 1] = tn;
+        }
+    }
+    out[0] = '\0';
+    for (int i = 0; i < lines; i++) {
+        o += (size_t)snprintf(out + o, size - o, "%s:%.*s\n", path, (int)len[i],
+                              line[i]);
+        assert_true(o < size);
     }
     return lines;
 }
 
-/* The config must fail with exactly these messages, in this order. */
+/* The config must fail with exactly these messages, in line order. */
 static void expect_errors(const char *yaml, const char *want)
 {
     char expected[8192];
@@ -314,7 +333,13 @@ static void test_config_defaults(void **state)
     assert_int_equal(n, 0);
     assert_string_equal(cfg->listen_host, "127.0.0.1");
     assert_int_equal(cfg->listen_port, 8080);
-    assert_string_equal(cfg->ledger_path, "tollgate.db");
+    {
+        char want[PATH_MAX + 16];
+
+        /* Like an explicit relative path, beside the config file. */
+        snprintf(want, sizeof(want), "%s/tollgate.db", dir);
+        assert_string_equal(cfg->ledger_path, want);
+    }
     assert_int_equal(cfg->ledger_queue, 65536);
     assert_int_equal(cfg->max_body_bytes, 4 * 1024 * 1024);
     assert_int_equal(cfg->max_response_bytes, 64 * 1024 * 1024);

@@ -102,8 +102,12 @@ static void test_find_handles_escapes_and_brackets_in_strings(void **state)
     assert_string_equal(find_text(text, 0, "s"), "\"a\\\"b}\\\\\"");
     assert_string_equal(find_text(text, 0, "t"), "\"]\\\\\\\"[\"");
     assert_string_equal(find_text(text, 0, "model"), "[1, {\"x\":\"]\"}]");
-    /* A key with an escaped quote is compared on its raw text. */
-    assert_string_equal(find_text("{\"k\\\"q\":7}", 0, "k\\\"q"), "7");
+    /* Names are compared decoded, as json-c reads them. */
+    assert_string_equal(find_text("{\"k\\\"q\":7}", 0, "k\"q"), "7");
+    assert_string_equal(find_text("{\"mod\\u0065l\":\"x\"}", 0, "model"),
+                        "\"x\"");
+    assert_string_equal(
+        find_text("{\"model\":1,\"mod\\u0065l\":2}", 0, "model"), "2");
 }
 
 static void test_find_spans_every_kind_of_value(void **state)
@@ -758,9 +762,61 @@ static void test_random_requests_stay_valid_after_edits(void **state)
 #define TEST(fn)                                                               \
     cmocka_unit_test_setup_teardown(fn, arena_setup, arena_teardown)
 
+static void test_validate_follows_rfc_8259(void **state)
+{
+    static const char *good[] = {
+        "{}",
+        " [1, -0.5e+3, 0, \"\\u00e9\", true, false, null] ",
+        "{\"a\":{\"b\":[]}}",
+        "\"caf\xc3\xa9\"",
+        "-0",
+        "1E9",
+    };
+    static const char *bad[] = {
+        "",
+        "{'a':1}",
+        "{\"a\":NaN}",
+        "[Infinity]",
+        "{\"a\":1,}",
+        "[1,]",
+        "01",
+        "1.",
+        ".5",
+        "+1",
+        "\"\x01\"",
+        "\"\xc3(\"",
+        "\"\xed\xa0\x80\"",
+        "\"\\x\"",
+        "\"\\u12g4\"",
+        "{\"a\" 1}",
+        "[1] 2",
+        "{\"a\":1}}",
+        "tru",
+        "\"open",
+    };
+    char deep[600];
+    size_t where;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(jsonedit_validate(good[i], strlen(good[i]), &where),
+                         0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(jsonedit_validate(bad[i], strlen(bad[i]), &where),
+                         -EINVAL);
+    assert_int_equal(jsonedit_validate("{'a':1}", 7, &where), -EINVAL);
+    assert_int_equal(where, 1);
+
+    /* Nesting is bounded, so a hostile body cannot exhaust the stack. */
+    memset(deep, '[', 300);
+    memset(deep + 300, ']', 300);
+    assert_int_equal(jsonedit_validate(deep, 600, &where), -EINVAL);
+    assert_int_equal(jsonedit_validate(deep + 100, 400, &where), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_follows_rfc_8259),
         TEST(test_find_returns_the_value_span),
         TEST(test_find_takes_the_last_duplicate),
         TEST(test_find_skips_nested_values_and_strings),
