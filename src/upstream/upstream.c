@@ -13,11 +13,17 @@
 #include <string.h>
 #include <strings.h>
 
+#define EASY_POOL_MAX 256
+
 struct upstream {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
     int running;
+    /* Finished easy handles, reset and kept for the next call: making one
+     * costs more than the rest of a call's setup. */
+    CURL *pool[EASY_POOL_MAX];
+    int pooled;
 };
 
 struct upstream_call {
@@ -130,6 +136,8 @@ void upstream_free(upstream_t *up)
 {
     if (up == NULL)
         return;
+    while (up->pooled > 0)
+        curl_easy_cleanup(up->pool[--up->pooled]);
     curl_multi_cleanup(up->multi);
     event_free(up->timer);
     free(up);
@@ -138,8 +146,15 @@ void upstream_free(upstream_t *up)
 
 static void call_free(upstream_call_t *call)
 {
-    curl_multi_remove_handle(call->up->multi, call->easy);
-    curl_easy_cleanup(call->easy);
+    upstream_t *up = call->up;
+
+    curl_multi_remove_handle(up->multi, call->easy);
+    if (up->pooled < EASY_POOL_MAX) {
+        curl_easy_reset(call->easy);
+        up->pool[up->pooled++] = call->easy;
+    } else {
+        curl_easy_cleanup(call->easy);
+    }
     curl_slist_free_all(call->headers);
     free(call);
 }
@@ -238,7 +253,7 @@ upstream_call_t *upstream_start(upstream_t *up, const upstream_request_t *rq,
 
     if (call == NULL)
         die_oom();
-    e = curl_easy_init();
+    e = up->pooled > 0 ? up->pool[--up->pooled] : curl_easy_init();
     if (e == NULL) {
         free(call);
         return NULL;
