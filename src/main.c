@@ -87,7 +87,8 @@ static int cmd_serve(int argc, char **argv)
 }
 
 /* Lists every model with the price that will apply to it. */
-static int report_model_prices(const config_t *cfg, const price_table_t *prices)
+static int report_model_prices(const config_t *cfg, const price_table_t *prices,
+                               int *bad_entries)
 {
     int unpriced = 0;
 
@@ -97,9 +98,12 @@ static int report_model_prices(const config_t *cfg, const price_table_t *prices)
 
         if (p == NULL && m->price_entry != NULL) {
             p = billing_lookup(prices, m->price_entry);
-            if (p == NULL)
+            if (p == NULL) {
                 printf("  model %-28s price_entry '%s' is in no price "
-                       "table\n", m->name, m->price_entry);
+                       "table\n",
+                       m->name, m->price_entry);
+                *bad_entries += 1;
+            }
         }
         if (p == NULL)
             p = billing_lookup(prices, m->upstream);
@@ -123,7 +127,7 @@ static int cmd_check(int argc, char **argv)
     const char *path = config_arg(argc, argv, NULL);
     config_t *cfg;
     price_table_t *prices;
-    int unpriced;
+    int unpriced, bad_entries = 0;
 
     if (path == NULL) {
         fputs("tollgate check: --config FILE is required\n", stderr);
@@ -141,13 +145,17 @@ static int cmd_check(int argc, char **argv)
     printf("%s: %zu providers, %zu models, %zu keys, %zu prices known\n", path,
            cfg->n_providers, cfg->n_models, cfg->n_keys,
            billing_table_size(prices));
-    unpriced = report_model_prices(cfg, prices);
+    unpriced = report_model_prices(cfg, prices, &bad_entries);
     if (cfg->admin_key_env != NULL && cfg->admin_key == NULL)
         printf("  warning: $%s (admin key) is not set\n", cfg->admin_key_env);
-    printf("config ok%s\n", unpriced ? " (with unpriced models)" : "");
+    if (bad_entries > 0)
+        printf("config has %d price_entry name%s found in no price table\n",
+               bad_entries, bad_entries == 1 ? "" : "s");
+    else
+        printf("config ok%s\n", unpriced ? " (with unpriced models)" : "");
     billing_table_free(prices);
     config_free(cfg);
-    return 0;
+    return bad_entries > 0 ? 1 : 0;
 }
 
 static int cmd_hash_key(int argc, char **argv)

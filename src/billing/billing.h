@@ -20,7 +20,7 @@
  */
 typedef struct price {
     char model[128];
-    char source[160];      /* "builtin", "config", "litellm:<file>" */
+    char source[160]; /* "builtin", "config", "litellm:<file>" */
     pico_t input;
     pico_t cached_input;
     pico_t cache_write;

@@ -611,6 +611,8 @@ static void top_field(loader_t *ld, void *obj, const char *key,
         get_int(ld, v, line, key, 1, INT32_MAX, &cfg->first_byte_timeout_ms);
     } else if (strcmp(key, "total_timeout_ms") == 0) {
         get_int(ld, v, line, key, 1, INT32_MAX, &cfg->total_timeout_ms);
+    } else if (strcmp(key, "client_timeout_ms") == 0) {
+        get_int(ld, v, line, key, 1, INT32_MAX, &cfg->client_timeout_ms);
     } else if (strcmp(key, "drain_timeout_ms") == 0) {
         get_int(ld, v, line, key, 0, INT32_MAX, &cfg->drain_timeout_ms);
     } else if (strcmp(key, "admin_key_env") == 0) {
@@ -645,6 +647,7 @@ static void set_defaults(config_t *cfg)
     cfg->first_byte_timeout_ms = 300000;
     cfg->total_timeout_ms = 600000;
     cfg->drain_timeout_ms = 30000;
+    cfg->client_timeout_ms = 60000;
     cfg->log_level = "info";
 }
 
@@ -681,6 +684,20 @@ static void check_duplicates(loader_t *ld)
                      "model '%s' is configured "
                      "twice (first at line %d)",
                      cfg->models[i].name, cfg->models[j].line);
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->providers[i].name && cfg->providers[j].name &&
+                strcmp(cfg->providers[i].name, cfg->providers[j].name) == 0)
+                fail(ld, cfg->providers[i].line,
+                     "provider '%s' is configured twice (first at line %d)",
+                     cfg->providers[i].name, cfg->providers[j].line);
+    for (size_t i = 0; i < cfg->n_keys; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->keys[i].name && cfg->keys[j].name &&
+                strcmp(cfg->keys[i].name, cfg->keys[j].name) == 0)
+                fail(ld, cfg->keys[i].line,
+                     "key name '%s' is used twice (first at line %d)",
+                     cfg->keys[i].name, cfg->keys[j].line);
     for (size_t i = 0; i < cfg->n_keys; i++)
         for (size_t j = 0; j < i; j++)
             if (cfg->keys[i].has_hash && cfg->keys[j].has_hash &&

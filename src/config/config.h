@@ -56,6 +56,7 @@ typedef struct config {
     int64_t first_byte_timeout_ms;
     int64_t total_timeout_ms;
     int64_t drain_timeout_ms;
+    int64_t client_timeout_ms; /* idle or slow caller connections */
     const char *admin_key_env;
     const char *admin_key; /* resolved; NULL when unset */
     const char *log_level;

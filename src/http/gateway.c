@@ -14,12 +14,15 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/random.h>
 
 static const char *reason_phrase(int status)
 {
@@ -52,6 +55,44 @@ static const char *reason_phrase(int status)
     return NULL;
 }
 
+/* "out_" + 12 hex digits of unix ms + 12 hex digits from a generator
+ * seeded once from the kernel: ids sort by time, so ledger inserts append
+ * to the index instead of landing on a random page, and no call pays a
+ * system call for its id. */
+void gateway_make_outcome_id(char out[40])
+{
+    static uint64_t state;
+    uint64_t ms = (uint64_t)clock_now_ms() & 0xffffffffffffULL;
+    uint64_t z;
+
+    while (state == 0)
+        if (getrandom(&state, sizeof(state), 0) != sizeof(state))
+            state = 0;
+    /* splitmix64 */
+    z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    snprintf(out, 40, "out_%012llx%012llx", (unsigned long long)ms,
+             (unsigned long long)(z & 0xffffffffffffULL));
+}
+
+/* Every answer names an outcome. A request refused before it became a
+ * call (no key, too large, draining) has no ledger row: its id is only in
+ * the log line written here. */
+static void add_outcome_id(struct evhttp_request *req, int status,
+                           const char *code)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char id[40];
+
+    if (evhttp_find_header(h, "x-tollgate-outcome") != NULL)
+        return;
+    gateway_make_outcome_id(id);
+    evhttp_add_header(h, "x-tollgate-outcome", id);
+    LOG(LOG_INFO, id, "refused status=%d code=%s", status, code ? code : "-");
+}
+
 void gateway_send_error(struct evhttp_request *req, int status,
                         const char *type, const char *code, const char *param,
                         const char *message)
@@ -75,6 +116,7 @@ void gateway_send_error(struct evhttp_request *req, int status,
     evbuffer_add(out, text, strlen(text));
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json");
+    add_outcome_id(req, status, code);
     evhttp_send_reply(req, status, reason_phrase(status), out);
     evbuffer_free(out);
     json_object_put(root);
@@ -83,6 +125,13 @@ void gateway_send_error(struct evhttp_request *req, int status,
 static void send_json(struct evhttp_request *req, int status,
                       struct json_object *obj)
 {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Type", "application/json");
+        evhttp_send_reply(req, status, reason_phrase(status), NULL);
+        json_object_put(obj);
+        return;
+    }
     struct evbuffer *out = evbuffer_new();
     const char *text = json_object_to_json_string_ext(
         obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -297,6 +346,40 @@ price_table_t *gateway_load_prices(const config_t *config, FILE *errout)
     return table;
 }
 
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+/* Out of descriptors, accept() fails at once and libevent would retry it
+ * in a tight loop: pause accepting for a moment instead. */
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+    struct timeval pause = {0, 100 * 1000};
+    int err = EVUTIL_SOCKET_ERROR();
+    static int64_t last_log_ms;
+
+    evconnlistener_disable(listener);
+    event_base_once(evconnlistener_get_base(listener), -1, EV_TIMEOUT,
+                    resume_accepting, listener, &pause);
+    if (clock_mono_ms() - last_log_ms >= 10000) {
+        last_log_ms = clock_mono_ms();
+        log_warn("accept: %s; pausing new connections for 100 ms",
+                 evutil_socket_error_to_string(err));
+    }
+}
+
+/* Each connection needs a descriptor: take all the system allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int bind_listener(gateway_t *gw)
 {
     const config_t *cfg = gw->config;
@@ -313,6 +396,8 @@ static int bind_listener(gateway_t *gw)
         return -1;
     }
     gw->listener = sock;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(sock),
+                                on_accept_error);
     fd = evhttp_bound_socket_get_fd(sock);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET)
@@ -330,10 +415,11 @@ static int setup_http(gateway_t *gw)
         return -1;
     evhttp_set_max_body_size(gw->http, (ev_ssize_t)gw->config->max_body_bytes);
     evhttp_set_max_headers_size(gw->http, 64 * 1024);
-    /* Idle connections are closed after this; it must outlast the longest
-     * call, or a long stream would be cut by the server side. */
+    /* A connection idle this long, or a request not fully sent by then,
+     * is closed: a slow client cannot hold a socket for long. A call in
+     * flight gets a longer one (chat.c) so its stream is never cut. */
     evhttp_set_timeout(gw->http,
-                       (int)(gw->config->total_timeout_ms / 1000) + 60);
+                       (int)((gw->config->client_timeout_ms + 999) / 1000));
     evhttp_set_allowed_methods(
         gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                       EVHTTP_REQ_OPTIONS | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT);
@@ -377,6 +463,7 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
     int rc = 1;
 
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     gw.base = event_base_new();
     if (gw.base == NULL)
         die_oom();
@@ -395,8 +482,11 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
         fprintf(stderr, "tollgate: libcurl could not start\n");
         goto out_ledger;
     }
-    if (setup_http(&gw) < 0)
+    if (setup_http(&gw) < 0) {
+        if (gw.http != NULL)
+            evhttp_free(gw.http);
         goto out_upstream;
+    }
     rc = gateway_run(&gw);
     evhttp_free(gw.http);
     log_info("drained; flushing the ledger");

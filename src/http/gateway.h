@@ -57,6 +57,9 @@ void gateway_send_error(struct evhttp_request *req, int status,
                         const char *type, const char *code, const char *param,
                         const char *message);
 
+/* A new outcome id: "out_" + 24 hex digits, time-ordered. */
+void gateway_make_outcome_id(char out[40]);
+
 /* Called by a call when it has finished and freed itself. */
 void gateway_call_done(gateway_t *gw);
 

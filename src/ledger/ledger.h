@@ -23,39 +23,39 @@
 #define LEDGER_MAX_CAPACITY (1 << 20)
 
 typedef struct ledger_attempt {
-    int attempt_no;          /* 1-based */
-    char reason[16];         /* "first", "retry", "fallback", ... */
-    char model[128];         /* configured model name used */
+    int attempt_no;           /* 1-based */
+    char reason[16];          /* "first", "retry", "fallback", ... */
+    char model[128];          /* configured model name used */
     char upstream_model[128]; /* model id the provider reported */
     char provider[64];
-    int http_status;         /* status the provider answered; 0 none */
-    char error_type[48];     /* "" or e.g. "upstream_timeout" */
+    int http_status;     /* status the provider answered; 0 none */
+    char error_type[48]; /* "" or e.g. "upstream_timeout" */
     usage_t usage;
     cost_status_t cost_status;
-    pico_t cost;             /* meaningful when cost_status == COST_PRICED */
-    char price_source[160];  /* which table and entry priced it */
-    int64_t started_ms;      /* unix ms */
+    pico_t cost;            /* meaningful when cost_status == COST_PRICED */
+    char price_source[160]; /* which table and entry priced it */
+    int64_t started_ms;     /* unix ms */
     int64_t latency_ms;
-    int64_t ttfb_ms;         /* -1 when no byte arrived */
+    int64_t ttfb_ms; /* -1 when no byte arrived */
 } ledger_attempt_t;
 
 typedef struct ledger_outcome {
-    char id[40];             /* "out_" + 24 hex */
-    int64_t started_ms;      /* unix ms */
-    char endpoint[32];       /* "chat.completions" */
-    char key_id[64];         /* key name, never its secret */
+    char id[40];        /* "out_" + 24 hex */
+    int64_t started_ms; /* unix ms */
+    char endpoint[32];  /* "chat.completions" */
+    char key_id[64];    /* key name, never its secret */
     char team[64];
     char owner[64];
     char task[64];
     char requested_model[128];
-    char model[128];         /* model of the final attempt, "" if none */
-    int http_status;         /* what the caller got */
+    char model[128]; /* model of the final attempt, "" if none */
+    int http_status; /* what the caller got */
     char error_type[48];
     bool streamed;
-    bool useful;             /* 200 with a non-empty answer (for now) */
-    usage_t usage;           /* sum over attempts */
+    bool useful;   /* 200 with a non-empty answer (for now) */
+    usage_t usage; /* sum over attempts */
     cost_status_t cost_status;
-    pico_t cost;             /* sum of priced attempts */
+    pico_t cost; /* sum of priced attempts */
     int64_t latency_ms;
     int64_t ttfb_ms;
     int n_attempts;
@@ -86,10 +86,10 @@ void ledger_append(ledger_t *ledger, const ledger_outcome_t *outcome);
 
 typedef struct ledger_stats {
     size_t capacity;
-    size_t admitted;     /* slots held by calls in flight */
-    size_t queued;       /* records waiting for the writer */
-    uint64_t written;    /* records committed since open */
-    uint64_t failed;     /* commits that failed and were retried */
+    size_t admitted;  /* slots held by calls in flight */
+    size_t queued;    /* records waiting for the writer */
+    uint64_t written; /* records committed since open */
+    uint64_t failed;  /* commits that failed and were retried */
     bool full;
 } ledger_stats_t;
 

@@ -50,6 +50,8 @@ typedef struct chat_call {
     bool sse_mode;
     bool reply_started;
     bool client_gone;
+    bool unreachable; /* the request never reached the provider */
+    bool too_large;   /* the answer passed max_response_bytes */
     bool saw_content;
     bool stream_error;
     char resp_model[128];
@@ -61,28 +63,6 @@ typedef struct chat_call {
 static void copy_str(char *dst, size_t size, const char *src)
 {
     snprintf(dst, size, "%s", src ? src : "");
-}
-
-/* "out_" + 12 hex digits of unix ms + 12 hex digits from a generator
- * seeded once from the kernel: ids sort by time, so ledger inserts append
- * to the index instead of landing on a random page, and no call pays a
- * system call for its id. */
-static void make_outcome_id(char out[40])
-{
-    static uint64_t state;
-    uint64_t ms = (uint64_t)clock_now_ms() & 0xffffffffffffULL;
-    uint64_t z;
-
-    while (state == 0)
-        if (getrandom(&state, sizeof(state), 0) != sizeof(state))
-            state = 0;
-    /* splitmix64 */
-    z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    snprintf(out, 40, "out_%012llx%012llx", (unsigned long long)ms,
-             (unsigned long long)(z & 0xffffffffffffULL));
 }
 
 static void on_client_close(struct evhttp_connection *conn, void *arg);
@@ -104,7 +84,7 @@ static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
 
     rec = call->rec = arena_alloc(arena, sizeof(*rec));
     memset(rec, 0, sizeof(*rec));
-    make_outcome_id(rec->id);
+    gateway_make_outcome_id(rec->id);
     rec->started_ms = clock_now_ms();
     rec->ttfb_ms = -1;
     rec->cost_status = COST_NONE;
@@ -120,6 +100,10 @@ static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
     gw->in_flight++;
     evhttp_connection_set_closecb(evhttp_request_get_connection(req),
                                   on_client_close, call);
+    /* While the call runs, the idle timeout must outlast it. */
+    evhttp_connection_set_timeout(evhttp_request_get_connection(req),
+                                  (int)(gw->config->total_timeout_ms / 1000) +
+                                      60);
     return call;
 }
 
@@ -139,6 +123,9 @@ static void price_attempt(chat_call_t *call)
     for (int i = 0; price == NULL && i < 4; i++)
         if (names[i] != NULL && names[i][0] != '\0')
             price = billing_lookup(call->gw->prices, names[i]);
+    if (call->resp_model[0] != '\0')
+        copy_str(att->upstream_model, sizeof(att->upstream_model),
+                 call->resp_model);
     cost = billing_cost(price, &att->usage);
     att->cost_status = cost.status;
     att->cost = cost.status == COST_PRICED ? cost.total : 0;
@@ -204,6 +191,18 @@ static void log_outcome(const ledger_outcome_t *rec)
         (long long)rec->usage.output_tokens, usd, (long long)rec->latency_ms);
 }
 
+/* A request the provider received and answered with no usage (a cut
+ * stream, a timeout, a drain) may well be billed: unknown, never free.
+ * Only a provider's error status or no contact at all costs nothing. */
+static void settle_attempt(chat_call_t *call)
+{
+    ledger_attempt_t *att = call->att;
+
+    if (att != NULL && att->cost_status == COST_NONE && !call->unreachable &&
+        (att->http_status == 200 || att->http_status == 0))
+        att->cost_status = COST_USAGE_MISSING;
+}
+
 /* The one exit of every call: record, unlink, free. */
 static void call_finish(chat_call_t *call)
 {
@@ -215,11 +214,10 @@ static void call_finish(chat_call_t *call)
     }
     clock_timer_free(call->first_byte_timer);
     clock_timer_free(call->total_timer);
-    /* A 200 whose usage never came (a cut stream) is billed by the
-     * provider all the same: unknown, never free. */
-    if (call->att != NULL && call->att->http_status == 200 &&
-        call->att->cost_status == COST_NONE)
-        call->att->cost_status = COST_USAGE_MISSING;
+    settle_attempt(call);
+    if (call->att != NULL && call->att->error_type[0] == '\0')
+        copy_str(call->att->error_type, sizeof(call->att->error_type),
+                 rec->error_type);
     if (call->att != NULL)
         call->att->latency_ms = clock_mono_ms() - call->t0_mono;
     rec->latency_ms = clock_mono_ms() - call->t0_mono;
@@ -245,8 +243,11 @@ static void detach_client(chat_call_t *call)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(call->req);
 
-    if (conn != NULL)
+    if (conn != NULL) {
         evhttp_connection_set_closecb(conn, NULL, NULL);
+        evhttp_connection_set_timeout(
+            conn, (int)((call->gw->config->client_timeout_ms + 999) / 1000));
+    }
 }
 
 static void add_header(chat_call_t *call, const char *name, const char *value)
@@ -281,6 +282,7 @@ static void call_fail(chat_call_t *call, int status, const char *type,
     rec->http_status = status;
     copy_str(rec->error_type, sizeof(rec->error_type), code ? code : type);
     add_header(call, "x-tollgate-outcome", rec->id);
+    settle_attempt(call);
     add_cost_header(call);
     detach_client(call);
     gateway_send_error(call->req, status, type, code, param, message);
@@ -448,8 +450,13 @@ static int on_up_data(void *ctx, const char *data, size_t len)
         call->att->ttfb_ms = call->rec->ttfb_ms;
         clock_timer_cancel(call->first_byte_timer);
     }
-    if (!call->sse_mode)
-        return buf_append(&call->resp, data, len) < 0 ? -1 : 0;
+    if (!call->sse_mode) {
+        if (buf_append(&call->resp, data, len) < 0) {
+            call->too_large = true;
+            return -1;
+        }
+        return 0;
+    }
     if (!call->reply_started)
         start_stream_reply(call);
     return sse_feed(&call->sse, data, len, on_sse_event, call) < 0 ? -1 : 0;
@@ -541,8 +548,8 @@ static void fail_transport(chat_call_t *call, int curl_code, const char *error)
 {
     LOG(LOG_WARN, call->rec->id, "upstream %s: %s", call->model->provider->name,
         error);
-    if (call->att->http_status != 0)
-        call->att->cost_status = COST_USAGE_MISSING;
+    call->unreachable =
+        upstream_code_unreachable(curl_code) && call->att->http_status == 0;
     if (call->reply_started) {
         stream_fail(call, "upstream_cut",
                     "the provider's connection dropped mid-stream");
@@ -552,7 +559,7 @@ static void fail_transport(chat_call_t *call, int curl_code, const char *error)
     } else if (upstream_code_timeout(curl_code)) {
         call_fail(call, 504, "upstream_error", "upstream_timeout", NULL,
                   "the provider did not answer in time");
-    } else if (call->resp.len >= call->resp.cap) {
+    } else if (call->too_large) {
         call_fail(call, 502, "upstream_error", "upstream_response_too_large",
                   NULL,
                   "the provider's answer is larger than "
@@ -585,8 +592,6 @@ static void on_timeout(void *arg)
 
     upstream_cancel(call->up);
     call->up = NULL;
-    if (call->att->http_status != 0)
-        call->att->cost_status = COST_USAGE_MISSING;
     if (call->reply_started) {
         stream_fail(call, "upstream_timeout",
                     "the provider stopped sending before the stream was "
@@ -704,6 +709,34 @@ static const char *pick_task(chat_call_t *call, struct json_object *obj,
     return "default";
 }
 
+/* Task names go into logs, reports and CSV: printable ASCII only. */
+static const char *check_task(const char *task)
+{
+    if (strlen(task) >= 64)
+        return "the task name is longer than 63 characters";
+    for (const char *p = task; *p != '\0'; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            return "the task name must be printable ASCII";
+    return NULL;
+}
+
+/* A member the gateway reads must appear once: a provider that keeps the
+ * first of two would run something other than what was priced. */
+static const char *check_duplicates(chat_call_t *call)
+{
+    static const char *keys[] = {"model", "stream", "stream_options"};
+    struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    size_t top = jsonedit_skip_ws(body, len, 0);
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (jsonedit_count(body, len, top, keys[i]) > 1)
+            return arena_printf(
+                call->arena, "the request gives '%s' more than once", keys[i]);
+    return NULL;
+}
+
 /* Validates the request fields; returns false after answering. */
 static bool read_request(chat_call_t *call, struct json_object *obj,
                          const cfg_key_t *key)
@@ -711,10 +744,31 @@ static bool read_request(chat_call_t *call, struct json_object *obj,
     struct json_object *model, *msgs, *stream;
     const char *problem, *task;
 
+    task = pick_task(call, obj, key);
+    if ((problem = check_task(task)) != NULL) {
+        call_fail(call, 400, "invalid_request_error", "invalid_value", "task",
+                  problem);
+        return false;
+    }
+    copy_str(call->rec->task, sizeof(call->rec->task), task);
+    if ((problem = check_duplicates(call)) != NULL) {
+        call_fail(call, 400, "invalid_request_error", "duplicate_key", NULL,
+                  problem);
+        return false;
+    }
     if (!json_object_object_get_ex(obj, "model", &model) ||
         !json_object_is_type(model, json_type_string)) {
         call_fail(call, 400, "invalid_request_error", "missing_field", "model",
                   "you must give a model (a string)");
+        return false;
+    }
+    if (strlen(json_object_get_string(model)) !=
+            (size_t)json_object_get_string_len(model) ||
+        json_object_get_string_len(model) >=
+            (int)sizeof(call->rec->requested_model)) {
+        call_fail(call, 400, "invalid_request_error", "invalid_value", "model",
+                  "the model name holds a NUL character or is longer than "
+                  "127 bytes");
         return false;
     }
     copy_str(call->rec->requested_model, sizeof(call->rec->requested_model),
@@ -738,13 +792,6 @@ static bool read_request(chat_call_t *call, struct json_object *obj,
         }
         call->stream = json_object_get_boolean(stream);
     }
-    task = pick_task(call, obj, key);
-    if (strlen(task) >= sizeof(call->rec->task)) {
-        call_fail(call, 400, "invalid_request_error", "invalid_value", "task",
-                  "the task name is longer than 63 characters");
-        return false;
-    }
-    copy_str(call->rec->task, sizeof(call->rec->task), task);
     call->rec->streamed = call->stream;
     return true;
 }
@@ -811,6 +858,7 @@ static void send_upstream(chat_call_t *call)
 
     call->up = upstream_start(call->gw->upstream, &rq, &h, call);
     if (call->up == NULL) {
+        call->unreachable = true;
         call_fail(call, 502, "upstream_error", "upstream_unreachable", NULL,
                   "the gateway could not start the upstream request");
         return;
@@ -894,8 +942,6 @@ void chat_cut_all(gateway_t *gw)
 
         upstream_cancel(call->up);
         call->up = NULL;
-        if (call->att != NULL && call->att->http_status != 0)
-            call->att->cost_status = COST_USAGE_MISSING;
         if (call->reply_started)
             stream_fail(call, "shutting_down", "the gateway is shutting down");
         else

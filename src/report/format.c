@@ -46,8 +46,8 @@ static const metric_t metrics[] = {
     {"cached_tokens", "CACHED", METRIC_COUNT, AT(cached_tokens), 0},
     {"output_tokens", "OUTPUT", METRIC_COUNT, AT(output_tokens), 0},
     {"reasoning_tokens", "REASONING", METRIC_COUNT, AT(reasoning_tokens), 0},
-    {"spend_usd", "SPEND_USD", METRIC_USD, AT(spend), 0},
-    {"spend_pico", NULL, METRIC_PICO, AT(spend), 0},
+    {"spend_usd", "SPEND_USD", METRIC_USD, AT(spend), AT(has_spend)},
+    {"spend_pico", NULL, METRIC_PICO, AT(spend), AT(has_spend)},
     {"unpriced", "UNPRICED", METRIC_COUNT, AT(unpriced), 0},
     {"useful", "USEFUL", METRIC_COUNT, AT(useful), 0},
     {"cost_per_useful_usd", "USD/USEFUL", METRIC_COST_USD, AT(cost_per_useful),
@@ -70,8 +70,7 @@ static int64_t metric_value(const report_row_t *row, const metric_t *m)
 
 static bool metric_present(const report_row_t *row, const metric_t *m)
 {
-    if (m->kind == METRIC_COUNT || m->kind == METRIC_USD ||
-        m->kind == METRIC_PICO)
+    if (m->present == 0)
         return true;
     return *(const bool *)((const char *)row + m->present);
 }

@@ -35,13 +35,14 @@ enum {
     COL_COST_STATUS,
     COL_USEFUL,
     COL_LATENCY,
-    COL_TTFB
+    COL_TTFB,
+    COL_ERROR
 };
 
 static const char scan_columns[] =
     "n_attempts, http_status, input_tokens, cached_tokens, output_tokens,"
     " reasoning_tokens, cost_pico, cost_status, useful, latency_ms,"
-    " ttfb_ms";
+    " ttfb_ms, error_type";
 
 /* A growable list of milliseconds; it never holds more than the number
  * of outcomes in the window. */
@@ -229,9 +230,13 @@ static void add_outcome(scan_t *scan, sqlite3_stmt *stmt, int n_by)
     bool overflow = false;
 
     row->outcomes++;
-    row->errors += column(stmt, n_by, COL_STATUS) != 200;
+    /* A stream that broke after its 200 still failed. */
+    row->errors += column(stmt, n_by, COL_STATUS) != 200 ||
+                   sqlite3_column_bytes(stmt, n_by + COL_ERROR) > 0;
     row->unpriced += cost_unknown(status);
     row->useful += column(stmt, n_by, COL_USEFUL) != 0;
+    row->useful_known +=
+        column(stmt, n_by, COL_USEFUL) != 0 && !cost_unknown(status);
     overflow |= add(&row->attempts, column(stmt, n_by, COL_ATTEMPTS));
     overflow |= add(&row->input_tokens, column(stmt, n_by, COL_INPUT));
     overflow |= add(&row->cached_tokens, column(stmt, n_by, COL_CACHED));
@@ -377,11 +382,16 @@ static pico_t divide_half_even(pico_t spend, int64_t useful)
     return spend < 0 ? -(pico_t)q : (pico_t)q;
 }
 
+/* Spend is unknown when every outcome's cost is; cost per useful outcome
+ * divides the known spend by the useful outcomes whose cost is known, so
+ * an unpriced outcome never makes the figure look cheaper. */
 static void set_cost_per_useful(report_row_t *row)
 {
-    row->has_cost_per_useful = row->useful > 0;
+    row->has_spend = row->outcomes == 0 || row->unpriced < row->outcomes;
+    row->has_cost_per_useful = row->useful_known > 0 && row->has_spend;
     if (row->has_cost_per_useful)
-        row->cost_per_useful = divide_half_even(row->spend, row->useful);
+        row->cost_per_useful =
+            divide_half_even(row->spend, row->useful_known);
 }
 
 static bool add_to_total(report_row_t *total, const report_row_t *row)
@@ -392,6 +402,7 @@ static bool add_to_total(report_row_t *total, const report_row_t *row)
     total->errors += row->errors;
     total->unpriced += row->unpriced;
     total->useful += row->useful;
+    total->useful_known += row->useful_known;
     overflow |= add(&total->attempts, row->attempts);
     overflow |= add(&total->input_tokens, row->input_tokens);
     overflow |= add(&total->cached_tokens, row->cached_tokens);

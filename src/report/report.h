@@ -48,16 +48,18 @@ typedef struct report_row {
     char *keys[REPORT_MAX_DIMS]; /* values of the --by columns */
     int64_t outcomes;
     int64_t attempts;
-    int64_t errors; /* outcomes whose status is not 200 */
+    int64_t errors; /* not 200, or a 200 that broke (error_type set) */
     int64_t input_tokens;
     int64_t cached_tokens;
     int64_t output_tokens;
     int64_t reasoning_tokens;
+    bool has_spend;   /* false when every outcome's cost is unknown */
     pico_t spend;     /* sum over priced outcomes */
     int64_t unpriced; /* unpriced, usage_missing, invalid_usage */
     int64_t useful;
-    bool has_cost_per_useful; /* false when useful is 0 */
-    pico_t cost_per_useful;   /* spend / useful, half-even */
+    int64_t useful_known;     /* useful outcomes whose cost is known */
+    bool has_cost_per_useful; /* false when useful_known is 0 */
+    pico_t cost_per_useful;   /* spend / useful_known, half-even */
     bool has_latency;
     int64_t latency_p50_ms; /* nearest rank */
     int64_t latency_p95_ms;

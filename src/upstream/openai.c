@@ -8,6 +8,8 @@
 #include <json-c/json.h>
 #include <string.h>
 
+#define OPENAI_MAX_TOKENS INT64_C(1000000000000)
+
 static bool read_count(struct json_object *obj, const char *key, int64_t *out)
 {
     struct json_object *v;
@@ -20,7 +22,9 @@ static bool read_count(struct json_object *obj, const char *key, int64_t *out)
     if (!json_object_is_type(v, json_type_int))
         return false;
     *out = json_object_get_int64(v);
-    return *out >= 0;
+    /* A trillion tokens is no real call: such a count would only break the
+     * sums every report makes. */
+    return *out >= 0 && *out <= OPENAI_MAX_TOKENS;
 }
 
 static struct json_object *member(struct json_object *obj, const char *key)

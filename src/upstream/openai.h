@@ -13,7 +13,7 @@ struct json_object;
  * Reads a `usage` object (prompt_tokens, completion_tokens and their
  * *_details). Missing or null details count 0. Returns 0 with
  * usage->present set, or -EINVAL when usage is not an object with the two
- * totals as non-negative integers (usage is then left not present).
+ * totals as integers from 0 to 10^12 (usage is then left not present).
  */
 int openai_read_usage(struct json_object *usage_obj, usage_t *usage);
 

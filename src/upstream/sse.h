@@ -25,7 +25,7 @@ typedef struct sse_parser {
     buf_t data;    /* data lines of the event being read */
     char name[64];
     int has_data;   /* the event has a data line */
-    size_t cap;          /* bound on one event's bytes */
+    size_t cap;     /* bound on one event's bytes */
     size_t scanned; /* bytes of pending already split into lines */
     size_t event_start;
 } sse_parser_t;

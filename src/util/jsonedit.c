@@ -112,17 +112,40 @@ static bool key_equals(const char *text, size_t start, size_t end,
     return key[k] == '\0';
 }
 
+static int scan_members(const char *text, size_t len, size_t obj,
+                        const char *key, json_span_t *value, int *count);
+
 int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
                   json_span_t *value)
 {
-    size_t pos = jsonedit_skip_ws(text, len, obj);
-    int found = -ENOENT;
+    int count = 0;
+    int rc = scan_members(text, len, obj, key, value, &count);
 
+    if (rc < 0)
+        return rc;
+    return count > 0 ? 0 : -ENOENT;
+}
+
+int jsonedit_count(const char *text, size_t len, size_t obj, const char *key)
+{
+    json_span_t span;
+    int count = 0;
+
+    return scan_members(text, len, obj, key, &span, &count) < 0 ? 0 : count;
+}
+
+/* Walks the object's members; the last one named key lands in value. */
+static int scan_members(const char *text, size_t len, size_t obj,
+                        const char *key, json_span_t *value, int *count)
+{
+    size_t pos = jsonedit_skip_ws(text, len, obj);
+
+    *count = 0;
     if (pos >= len || text[pos] != '{')
         return -EINVAL;
     pos = jsonedit_skip_ws(text, len, pos + 1);
     if (pos < len && text[pos] == '}')
-        return -ENOENT;
+        return 0;
     for (;;) {
         size_t kstart = pos, kend, vstart, vend;
 
@@ -137,11 +160,11 @@ int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
         if (key_equals(text, kstart, kend, key)) {
             value->start = vstart;
             value->end = vend;
-            found = 0;
+            (*count)++;
         }
         pos = jsonedit_skip_ws(text, len, vend);
         if (pos < len && text[pos] == '}')
-            return found;
+            return 0;
         if (pos >= len || text[pos] != ',')
             return -EINVAL;
         pos = jsonedit_skip_ws(text, len, pos + 1);

@@ -34,6 +34,10 @@ int jsonedit_find(const char *text, size_t len, size_t obj, const char *key,
  */
 int jsonedit_validate(const char *text, size_t len, size_t *where);
 
+/* How many members of the object at obj are named key (0 when the text
+ * is not a well-formed object there). */
+int jsonedit_count(const char *text, size_t len, size_t obj, const char *key);
+
 /* Index of the first non-space byte at or after pos (len if none). */
 size_t jsonedit_skip_ws(const char *text, size_t len, size_t pos);
 

@@ -262,7 +262,7 @@ class TestStreamTiming(GatewayCase):
 
 
 class TestErrors(GatewayCase):
-    gateway_kw = {"extra": "max_body_bytes: 2048"}
+    gateway_kw = {"extra": "max_body_bytes: 2048\nmax_response_bytes: 4000"}
 
     def assert_openai_error(self, status, body, want_status, code=None,
                             param=None):
@@ -370,6 +370,16 @@ class TestErrors(GatewayCase):
             self.assertEqual(row["http_status"], want)
             self.assertEqual(row["error_type"], f"upstream_{want}")
 
+    def test_answer_over_max_response_bytes_is_502(self):
+        body = {"model": "fast", "messages": [
+            {"role": "user", "content": "long sim:words=2000"}]}
+        status, headers, resp = self.gw.chat(body)
+        self.assert_openai_error(status, resp, 502,
+                                 "upstream_response_too_large")
+        self.gw.wait_written(1)
+        row = self.gw.outcome(headers["x-tollgate-outcome"])
+        self.assertEqual(row["cost_status"], "usage_missing")
+
     def test_malformed_upstream_body_is_502(self):
         body = {"model": "fast", "messages": [
             {"role": "user", "content": "x sim:fault=malformed"}]}
@@ -393,6 +403,56 @@ class TestErrors(GatewayCase):
         resp = conn.getresponse()
         self.assert_openai_error(resp.status, resp.read(), 504,
                                  "upstream_timeout")
+        # The provider had the request: what it billed is unknown, not $0.
+        self.assertEqual(resp.getheader("x-tollgate-cost-usd"), "unpriced")
+        oid = resp.getheader("x-tollgate-outcome")
+        conn.close()
+        self.gw.wait_written(1)
+        row = self.gw.outcome(oid)
+        self.assertEqual(row["cost_status"], "usage_missing")
+        self.assertIsNone(row["cost_pico"])
+        (att,) = self.gw.attempts(oid)
+        self.assertEqual(att["error_type"], "upstream_timeout")
+
+    def test_members_read_twice_or_with_nul_are_refused(self):
+        dup = (b'{"model":"nope","model":"fast","messages":'
+               b'[{"role":"user","content":"hi"}]}')
+        status, _, body = self.gw.chat(None, raw=dup)
+        self.assert_openai_error(status, body, 400, "duplicate_key")
+        dup = (b'{"model":"fast","stream":true,"stream":false,"messages":'
+               b'[{"role":"user","content":"hi"}]}')
+        status, _, body = self.gw.chat(None, raw=dup)
+        self.assert_openai_error(status, body, 400, "duplicate_key")
+        nul = (b'{"model":"gpt-4o\\u0000-else","messages":'
+               b'[{"role":"user","content":"hi"}]}')
+        status, _, body = self.gw.chat(None, raw=nul)
+        self.assert_openai_error(status, body, 400, "invalid_value", "model")
+        self.assertEqual(self.sim.requests(), [])
+
+    def test_task_names_must_be_printable(self):
+        body = dict(HELLO, metadata={"task": "x\nFAKE outcome key=admin"})
+        status, headers, resp = self.gw.chat(body)
+        self.assert_openai_error(status, resp, 400, "invalid_value", "task")
+        self.gw.stop()
+        self.assertNotIn("FAKE outcome", self.gw.log())
+
+    def test_refusals_without_a_call_still_name_an_outcome(self):
+        status, headers, _ = self.gw.chat(HELLO, key="sk-unknown")
+        self.assertEqual(status, 401)
+        self.assertRegex(headers["x-tollgate-outcome"], r"^out_[0-9a-f]{24}$")
+        status, headers, _ = harness.http("GET", self.gw.url + "/nowhere")
+        self.assertEqual(status, 404)
+        self.assertIn("x-tollgate-outcome", headers)
+
+    def test_head_health_has_no_body(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
+                                          timeout=10)
+        conn.request("HEAD", "/healthz")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.read(), b"")
+        conn.request("GET", "/healthz")   # the connection is still usable
+        self.assertEqual(conn.getresponse().status, 200)
         conn.close()
 
 
@@ -455,6 +515,7 @@ class TestDrainAndLimits(GatewayCase):
         self.assertEqual(self.gw.proc.wait(timeout=20), 0)
         row = self.gw.outcome(oid)
         self.assertEqual(row["error_type"], "shutting_down")
+        self.assertEqual(row["cost_status"], "usage_missing")
 
 
 class TestLedgerFull(GatewayCase):
@@ -515,6 +576,22 @@ class TestCheckCommand(unittest.TestCase):
         self.assertIn(":7: model 'm' names provider 'nope'", out.stderr)
         self.assertIn(":9: unknown model key 'colour'", out.stderr)
         self.assertIn("has 3 errors", out.stderr)
+
+    def test_check_refuses_names_given_twice(self):
+        out = self.run_check(
+            "providers:\n"
+            "  - name: p\n"
+            "    kind: openai\n"
+            "    base_url: http://127.0.0.1:9\n"
+            "  - name: p\n"
+            "    kind: openai\n"
+            "    base_url: http://127.0.0.1:1\n"
+            "models:\n"
+            "  - name: m\n"
+            "    provider: p\n")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(":5: provider 'p' is configured twice (first at line 2)",
+                      out.stderr)
 
     def test_check_lists_how_each_model_is_priced(self):
         gw = Gateway("http://127.0.0.1:9/v1")

@@ -102,12 +102,33 @@ static void test_read_usage_accepts_zero_and_large_counts(void **state)
         read_usage("{\"prompt_tokens\":0,\"completion_tokens\":0}", &u), 0);
     assert_true(u.present);
     assert_int_equal(u.input_tokens, 0);
-    assert_int_equal(read_usage("{\"prompt_tokens\":9007199254740993,"
+    assert_int_equal(read_usage("{\"prompt_tokens\":1000000000000,"
                                 "\"completion_tokens\":4294967296}",
                                 &u),
                      0);
-    assert_int_equal(u.input_tokens, INT64_C(9007199254740993));
+    assert_int_equal(u.input_tokens, INT64_C(1000000000000));
     assert_int_equal(u.output_tokens, INT64_C(4294967296));
+}
+
+/* A count no call can have would overflow every report's sums. */
+static void test_read_usage_rejects_absurd_counts(void **state)
+{
+    usage_t u;
+
+    assert_int_equal(read_usage("{\"prompt_tokens\":1000000000001,"
+                                "\"completion_tokens\":1}",
+                                &u),
+                     -EINVAL);
+    assert_false(u.present);
+    assert_int_equal(read_usage("{\"prompt_tokens\":1,"
+                                "\"completion_tokens\":9223372036854775807}",
+                                &u),
+                     -EINVAL);
+    assert_int_equal(read_usage("{\"prompt_tokens\":1,\"completion_tokens\":1,"
+                                "\"prompt_tokens_details\":{\"cached_tokens\":"
+                                "1000000000000000000000000000000}}",
+                                &u),
+                     -EINVAL);
 }
 
 static void test_read_usage_rejects_missing_totals(void **state)
@@ -234,6 +255,7 @@ int main(void)
         TEST(test_read_usage_takes_every_count),
         TEST(test_read_usage_counts_missing_details_as_zero),
         TEST(test_read_usage_accepts_zero_and_large_counts),
+        TEST(test_read_usage_rejects_absurd_counts),
         TEST(test_read_usage_rejects_missing_totals),
         TEST(test_read_usage_rejects_counts_that_are_not_whole),
         TEST(test_read_usage_rejects_null_totals),

@@ -250,11 +250,14 @@ static void test_report_json_by_task_model_has_exact_figures(void **state)
     assert_int_equal(int_field(mini, "latency_p95_ms"), 900);
     assert_int_equal(int_field(mini, "ttfb_p50_ms"), 20);
 
-    /* The unpriced model: spend unknown, so 0 spend and counted apart. */
+    /* The unpriced model: spend unknown, so no figure (never $0), and the
+     * outcome counted apart. */
     assert_string_equal(str_field(json_object_array_get_idx(rows, 0), "model"),
                         "claude-x");
-    assert_int_equal(
-        int_field(json_object_array_get_idx(rows, 0), "spend_pico"), 0);
+    assert_null_field(json_object_array_get_idx(rows, 0), "spend_pico");
+    assert_null_field(json_object_array_get_idx(rows, 0), "spend_usd");
+    assert_null_field(json_object_array_get_idx(rows, 0),
+                      "cost_per_useful_pico");
     assert_int_equal(int_field(json_object_array_get_idx(rows, 0), "unpriced"),
                      1);
 
@@ -267,7 +270,9 @@ static void test_report_json_by_task_model_has_exact_figures(void **state)
     assert_string_equal(str_field(total, "spend_usd"), "0.000015000005");
     assert_int_equal(int_field(total, "unpriced"), 2);
     assert_int_equal(int_field(total, "useful"), 4);
-    assert_int_equal(int_field(total, "cost_per_useful_pico"), 3750001);
+    /* Known spend over the 3 useful outcomes whose cost is known:
+     * 15000005 / 3 = 5000001.67, so 5000002. */
+    assert_int_equal(int_field(total, "cost_per_useful_pico"), 5000002);
     assert_int_equal(int_field(total, "latency_p50_ms"), 900);
     assert_int_equal(int_field(total, "latency_p95_ms"), 2000);
     assert_int_equal(int_field(total, "ttfb_p50_ms"), 200);
@@ -315,11 +320,11 @@ static void test_report_csv_by_team_is_exact(void **state)
               "useful,cost_per_useful_usd,cost_per_useful_pico,latency_p50_ms,"
               "latency_p95_ms,ttfb_p50_ms\n"
               "legal,2,2,0,14000,1000,1400,0,0.000007000000,7000000,1,1,"
-              "0.000007000000,7000000,1500,2000,300\n"
+              "n/a,n/a,1500,2000,300\n"
               "support,5,7,2,3400,200,150,10,0.000008000005,8000005,1,3,"
               "0.000002666668,2666668,300,1000,40\n"
               "TOTAL,7,9,2,17400,1200,1550,10,0.000015000005,15000005,2,4,"
-              "0.000003750001,3750001,900,2000,200\n");
+              "0.000005000002,5000002,900,2000,200\n");
     free(text);
 }
 
@@ -353,7 +358,8 @@ static void test_report_since_uses_the_injected_now(void **state)
     assert_int_equal(json_object_array_length(field(root, "rows")), 4);
     assert_int_equal(int_field(total, "outcomes"), 6);
     assert_int_equal(int_field(total, "spend_pico"), 8000005);
-    assert_int_equal(int_field(total, "cost_per_useful_pico"), 2000001);
+    /* 8000005 over the 3 useful outcomes of known cost. */
+    assert_int_equal(int_field(total, "cost_per_useful_pico"), 2666668);
     assert_int_equal(int_field(total, "latency_p50_ms"), 300);
     assert_int_equal(int_field(total, "latency_p95_ms"), 2000);
     assert_int_equal(int_field(total, "ttfb_p50_ms"), 40);
