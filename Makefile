@@ -26,7 +26,7 @@ SIM_OBJS  := $(SIM_SRCS:%.c=build/rel/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 
-.PHONY: all setup check demo unit e2e lint format clean bench
+.PHONY: all setup check demo unit e2e lint format clean bench bench-ledger
 
 all: tollgate build/asan/tollgate tools/provider-sim/provider-sim $(UNIT_BINS)
 
@@ -75,6 +75,13 @@ demo: setup
 
 bench: tollgate tools/provider-sim/provider-sim
 	@bench/proxy/run.sh
+
+build/bench/ledger_bench: bench/ledger/ledger_bench.c $(filter-out build/rel/src/main.o,$(REL_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(REL_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-ledger: build/bench/ledger_bench
+	@build/bench/ledger_bench
 
 format:
 	clang-format -i $(SRCS) $(shell find src -name '*.h')
