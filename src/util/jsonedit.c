@@ -84,6 +84,17 @@ static int skip_value(const char *text, size_t len, size_t pos, size_t *end)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Whether the string token [start, end) (quotes included) decodes to
  * key. Only the escapes a name can carry need decoding here. */
 static bool key_equals(const char *text, size_t start, size_t end,
@@ -93,9 +104,12 @@ static bool key_equals(const char *text, size_t start, size_t end,
 
     end--; /* the closing quote */
     while (i < end) {
-        unsigned cp;
+        unsigned cp = 0;
         char c = text[i++];
 
+        /* The name is longer than key, or holds a byte key cannot. */
+        if (key[k] == '\0' || c == '\0')
+            return false;
         if (c != '\\') {
             if (key[k++] != c)
                 return false;
@@ -106,15 +120,19 @@ static bool key_equals(const char *text, size_t start, size_t end,
         c = text[i++];
         if (c != 'u') {
             const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
-            const char *at = strchr(from, c);
+            const char *at = c ? strchr(from, c) : NULL;
 
             if (at == NULL || key[k++] != to[at - from])
                 return false;
             continue;
         }
-        if (i + 4 > end || sscanf(text + i, "%4x", &cp) != 1)
-            return false;
-        i += 4;
+        for (int d = 0; d < 4; d++, i++) {
+            int v = i < end ? hex_digit(text[i]) : -1;
+
+            if (v < 0)
+                return false;
+            cp = cp << 4 | (unsigned)v;
+        }
         /* Keys we look for are ASCII; any other code point differs. */
         if (cp == 0 || cp > 0x7f || key[k++] != (char)cp)
             return false;

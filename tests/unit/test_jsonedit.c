@@ -813,10 +813,35 @@ static void test_validate_follows_rfc_8259(void **state)
     assert_int_equal(jsonedit_validate(deep + 100, 400, &where), 0);
 }
 
+/* Found by fuzz_jsonedit: a name holding a NUL byte or an escaped NUL
+ * made the comparison read past the end of the key. The buffers are
+ * exact-size heap copies so ASan sees any overread. */
+static void test_find_names_with_nul_bytes(void **state)
+{
+    static const char raw1[] = "{\"model\0x\":1}";
+    static const char raw2[] = "{\"mod\\u0000\":1,\"model\\\\\":2}";
+    json_span_t span;
+    char *t1 = malloc(sizeof(raw1) - 1), *t2 = malloc(sizeof(raw2) - 1);
+
+    memcpy(t1, raw1, sizeof(raw1) - 1);
+    memcpy(t2, raw2, sizeof(raw2) - 1);
+    assert_int_equal(jsonedit_find(t1, sizeof(raw1) - 1, 0, "model", &span),
+                     -ENOENT);
+    assert_int_equal(jsonedit_find(t1, sizeof(raw1) - 1, 0, "m", &span),
+                     -ENOENT);
+    assert_int_equal(jsonedit_find(t2, sizeof(raw2) - 1, 0, "mod", &span),
+                     -ENOENT);
+    assert_int_equal(jsonedit_find(t2, sizeof(raw2) - 1, 0, "model", &span),
+                     -ENOENT);
+    free(t1);
+    free(t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_follows_rfc_8259),
+        cmocka_unit_test(test_find_names_with_nul_bytes),
         TEST(test_find_returns_the_value_span),
         TEST(test_find_takes_the_last_duplicate),
         TEST(test_find_skips_nested_values_and_strings),
