@@ -14,11 +14,11 @@ e2e_out=$(mktemp)
 python3 tests/e2e/run.py 2>&1 | tee "$e2e_out"
 e2e_rc=${PIPESTATUS[0]}
 
-read -r up uf < <(sed -n 's/^unit: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$unit_out" | tail -1)
+read -r up uf us < <(sed -n 's/^unit: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$unit_out" | tail -1)
 read -r ep ef es < <(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped.*/\1 \2 \3/p' "$e2e_out" | tail -1)
 rm -f "$unit_out" "$e2e_out"
-up=${up:-0}; uf=${uf:-0}; ep=${ep:-0}; ef=${ef:-0}; es=${es:-0}
+up=${up:-0}; uf=${uf:-0}; us=${us:-0}; ep=${ep:-0}; ef=${ef:-0}; es=${es:-0}
 [[ $unit_rc -ne 0 && $uf -eq 0 ]] && uf=1
 [[ $e2e_rc -ne 0 && $ef -eq 0 ]] && ef=1
-echo "check: $((up + ep)) passed, $((uf + ef)) failed, $es skipped"
+echo "check: $((up + ep)) passed, $((uf + ef)) failed, $((us + es)) skipped"
 [[ $unit_rc -eq 0 && $e2e_rc -eq 0 ]]
