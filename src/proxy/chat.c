@@ -18,13 +18,15 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <sys/socket.h>
 
 #define SSE_EVENT_CAP (4 * 1024 * 1024)
 
@@ -58,6 +60,7 @@ typedef struct chat_call {
     int64_t t0_mono;
     clock_timer_t *first_byte_timer;
     clock_timer_t *total_timer;
+    struct event *hangup_watch; /* the caller's socket while we wait */
 } chat_call_t;
 
 static void copy_str(char *dst, size_t size, const char *src)
@@ -203,6 +206,14 @@ static void settle_attempt(chat_call_t *call)
         att->cost_status = COST_USAGE_MISSING;
 }
 
+static void stop_hangup_watch(chat_call_t *call)
+{
+    if (call->hangup_watch != NULL) {
+        event_free(call->hangup_watch);
+        call->hangup_watch = NULL;
+    }
+}
+
 /* The one exit of every call: record, unlink, free. */
 static void call_finish(chat_call_t *call)
 {
@@ -214,6 +225,7 @@ static void call_finish(chat_call_t *call)
     }
     clock_timer_free(call->first_byte_timer);
     clock_timer_free(call->total_timer);
+    stop_hangup_watch(call);
     settle_attempt(call);
     if (call->att != NULL && call->att->error_type[0] == '\0')
         copy_str(call->att->error_type, sizeof(call->att->error_type),
@@ -335,8 +347,53 @@ static void on_client_close(struct evhttp_connection *conn, void *arg)
     call_finish(call);
 }
 
+/*
+ * evhttp stops reading a connection while its reply is pending, so a
+ * caller who hangs up during a plain call would go unnoticed until the
+ * answer is written, and the provider would go on generating for nobody.
+ * While the call waits, a peek at the socket tells EOF from data.
+ */
+static void on_hangup_readable(evutil_socket_t fd, short what, void *arg)
+{
+    chat_call_t *call = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    stop_hangup_watch(call);
+    if (n > 0)
+        return; /* a pipelined request: evhttp reads it later */
+    LOG(LOG_INFO, call->rec->id, "caller hung up; stopping the call");
+    call->client_gone = true;
+    copy_str(call->rec->error_type, sizeof(call->rec->error_type),
+             "client_disconnected");
+    call->rec->http_status = 499;
+    detach_client(call);
+    evhttp_send_reply(call->req, 499, "Client Closed Request", NULL);
+    call_finish(call);
+}
+
+static void start_hangup_watch(chat_call_t *call)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(call->req);
+    struct bufferevent *bev =
+        conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+    if (fd < 0)
+        return;
+    call->hangup_watch = event_new(call->gw->base, fd, EV_READ | EV_PERSIST,
+                                   on_hangup_readable, call);
+    if (call->hangup_watch == NULL)
+        die_oom();
+    event_add(call->hangup_watch, NULL);
+}
+
 static void start_stream_reply(chat_call_t *call)
 {
+    /* From here a write to a gone caller fails and evhttp says so. */
+    stop_hangup_watch(call);
     add_header(call, "Content-Type", "text/event-stream");
     add_header(call, "Cache-Control", "no-cache");
     add_header(call, "x-tollgate-outcome", call->rec->id);
@@ -867,6 +924,7 @@ static void send_upstream(chat_call_t *call)
     call->total_timer = clock_timer_new(on_timeout, call);
     clock_timer_arm(call->first_byte_timer, cfg->first_byte_timeout_ms);
     clock_timer_arm(call->total_timer, cfg->total_timeout_ms);
+    start_hangup_watch(call);
 }
 
 static void handle_request(chat_call_t *call, const cfg_key_t *key)

@@ -498,6 +498,27 @@ class TestDrainAndLimits(GatewayCase):
         self.assertEqual(self.gw.proc.wait(timeout=20), 0)
         self.assertEqual(self.gw.outcome(oid)["http_status"], 200)
 
+    def test_caller_hanging_up_stops_a_plain_call(self):
+        sock = socket.create_connection(("127.0.0.1", self.gw.port),
+                                        timeout=10)
+        payload = json.dumps(HELLO).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer tg-key-alpha\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        wait_for(lambda: len(self.sim.requests()) == 1)
+        sock.close()
+        # The gateway notices without any answer to write, stops the
+        # provider call and records it; the provider sees the hang-up.
+        self.gw.wait_written(1)
+        (row,) = self.gw.rows("outcomes")
+        self.assertEqual(row["http_status"], 499)
+        self.assertEqual(row["error_type"], "client_disconnected")
+        self.assertEqual(row["cost_status"], "usage_missing")
+        wait_for(lambda: json.loads(harness.http(
+            "GET", self.sim.url + "/_sim/stats")[2])["in_flight"] == 0)
+        status, _, _ = harness.http("GET", self.gw.url + "/healthz")
+        self.assertEqual(status, 200)
+
     def test_drain_deadline_cuts_and_records(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
                                           timeout=10)
