@@ -29,6 +29,9 @@
 #include <sys/socket.h>
 
 #define SSE_EVENT_CAP (4 * 1024 * 1024)
+/* A stream pauses its provider while more than this waits to be written
+ * to a slow caller, and resumes once it has all gone out. */
+#define STREAM_BACKLOG_MAX (256 * 1024)
 
 typedef struct chat_call {
     gateway_t *gw;
@@ -56,6 +59,7 @@ typedef struct chat_call {
     bool too_large;   /* the answer passed max_response_bytes */
     bool saw_content;
     bool stream_error;
+    bool paused; /* upstream paused: the caller reads slowly */
     char resp_model[128];
     int64_t t0_mono;
     clock_timer_t *first_byte_timer;
@@ -301,6 +305,27 @@ static void call_fail(chat_call_t *call, int status, const char *type,
     call_finish(call);
 }
 
+/* Bytes written to the caller but not yet sent. */
+static size_t stream_backlog(chat_call_t *call)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(call->req);
+    struct bufferevent *bev =
+        conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* evhttp calls this once what was written has gone out to the caller. */
+static void on_caller_drained(struct evhttp_connection *conn, void *arg)
+{
+    chat_call_t *call = arg;
+
+    if (call->paused && call->up != NULL) {
+        call->paused = false;
+        upstream_resume(call->up);
+    }
+}
+
 static void stream_write(chat_call_t *call, const char *bytes, size_t len)
 {
     struct evbuffer *out = evbuffer_new();
@@ -308,7 +333,7 @@ static void stream_write(chat_call_t *call, const char *bytes, size_t len)
     if (out == NULL)
         die_oom();
     evbuffer_add(out, bytes, len);
-    evhttp_send_reply_chunk(call->req, out);
+    evhttp_send_reply_chunk_with_cb(call->req, out, on_caller_drained, call);
     evbuffer_free(out);
 }
 
@@ -516,6 +541,12 @@ static int on_up_data(void *ctx, const char *data, size_t len)
     }
     if (!call->reply_started)
         start_stream_reply(call);
+    /* A caller reading slower than the provider writes: hold the bytes in
+     * curl and pause the transfer instead of buffering them here. */
+    if (stream_backlog(call) > STREAM_BACKLOG_MAX) {
+        call->paused = true;
+        return UPSTREAM_PAUSE;
+    }
     return sse_feed(&call->sse, data, len, on_sse_event, call) < 0 ? -1 : 0;
 }
 

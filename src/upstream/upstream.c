@@ -211,7 +211,11 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
     upstream_call_t *call = arg;
     size_t len = size * n;
 
-    if (call->handlers.on_data(call->ctx, data, len) < 0)
+    int rc = call->handlers.on_data(call->ctx, data, len);
+
+    if (rc == UPSTREAM_PAUSE)
+        return CURL_WRITEFUNC_PAUSE;
+    if (rc < 0)
         return 0; /* curl reports CURLE_WRITE_ERROR */
     return len;
 }
@@ -294,6 +298,12 @@ upstream_call_t *upstream_start(upstream_t *up, const upstream_request_t *rq,
         return NULL;
     }
     return call;
+}
+
+void upstream_resume(upstream_call_t *call)
+{
+    if (call != NULL)
+        curl_easy_pause(call->easy, CURLPAUSE_CONT);
 }
 
 void upstream_cancel(upstream_call_t *call)

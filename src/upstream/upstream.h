@@ -17,7 +17,9 @@ typedef struct upstream_handlers {
     /* The status line and headers are complete. */
     void (*on_headers)(void *ctx, int status, const char *content_type,
                        const char *retry_after, const char *request_id);
-    /* Body bytes as they arrive. Return 0, or -1 to abort the transfer. */
+    /* Body bytes as they arrive. Return 0 when taken, -1 to abort the
+     * transfer, or UPSTREAM_PAUSE to leave them with curl and pause the
+     * transfer until upstream_resume(). */
     int (*on_data)(void *ctx, const char *data, size_t len);
     /* The transfer ended: curl_code 0 is success; otherwise a CURLcode
      * with curl's message in error. The call is freed after this. */
@@ -41,6 +43,12 @@ void upstream_free(upstream_t *up);
  * (then no handler runs). */
 upstream_call_t *upstream_start(upstream_t *up, const upstream_request_t *rq,
                                 const upstream_handlers_t *handlers, void *ctx);
+
+#define UPSTREAM_PAUSE 1
+
+/* Resumes a paused call; curl may hand over the held bytes before this
+ * returns. Must not be called from inside one of the call's handlers. */
+void upstream_resume(upstream_call_t *call);
 
 /* Stops a call that has not ended; no handler runs after this. Must not
  * be called from inside one of the call's own handlers. */

@@ -69,7 +69,8 @@ def default_models(sim_url):
 
 class Gateway:
     def __init__(self, sim_url, models=None, extra="", test_clock=True,
-                 providers=None, keys=KEYS):
+                 providers=None, keys=KEYS, binary=None):
+        self.binary = binary or BIN
         self.dir = tempfile.mkdtemp(prefix="tg-e2e-")
         self.ledger = os.path.join(self.dir, "ledger.db")
         self.config = os.path.join(self.dir, "tollgate.yaml")
@@ -119,7 +120,7 @@ class Gateway:
     def start(self):
         env = dict(os.environ, TG_E2E_SIM_KEY="sim-secret",
                    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
-        cmd = [BIN, "serve", "--config", self.config]
+        cmd = [self.binary, "serve", "--config", self.config]
         if self.test_clock:
             cmd.append("--test-clock")
         self.stderr = open(self.stderr_path, "w")

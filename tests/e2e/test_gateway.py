@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import unittest
 
 import harness
@@ -229,6 +230,55 @@ class TestStreaming(GatewayCase):
         self.assertEqual(row["cost_status"], "usage_missing")
         self.assertIsNone(row["cost_pico"])
         self.assertEqual(row["error_type"], "upstream_cut")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class TestSlowReader(GatewayCase):
+    # Memory is measured on the release build: ASan's quarantine keeps
+    # freed memory resident, so its RSS says nothing about buffering.
+    gateway_kw = {"binary": os.path.join(harness.ROOT, "tollgate")}
+
+    def test_slow_caller_pauses_the_provider_instead_of_buffering(self):
+        # About 23 MB of stream; the caller reads nothing at first.
+        body = {"model": "fast", "stream": True, "messages": [
+            {"role": "user", "content": "long sim:words=100000"}]}
+        sock = socket.create_connection(("127.0.0.1", self.gw.port),
+                                        timeout=30)
+        payload = json.dumps(body).encode()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        before = rss_kib(self.gw.proc.pid)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer tg-key-alpha\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        wait_for(lambda: json.loads(harness.http(
+            "GET", self.sim.url + "/_sim/stats")[2])["answers"] == 1,
+            timeout=60)
+        peak = 0
+        for _ in range(100):      # a bound over about a second of reading
+            peak = max(peak, rss_kib(self.gw.proc.pid))
+            time.sleep(0.01)
+        # The provider's bytes wait in its own buffers and the kernel's,
+        # not in the gateway: it grew far less than the stream's size.
+        self.assertLess(peak - before, 12 * 1024,
+                        f"gateway grew {peak - before} KiB")
+        got = b""
+        while not got.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"):
+            chunk = sock.recv(1 << 20)
+            self.assertTrue(chunk, "stream closed before [DONE]")
+            got += chunk
+        sock.close()
+        self.assertEqual(got.count(b'"content":" '), 100000 - 1)
+        self.gw.wait_written(1)
+        (row,) = self.gw.rows("outcomes")
+        self.assertEqual(row["cost_status"], "priced")
+        self.assertEqual(row["output_tokens"], 100000)
 
 
 class TestStreamTiming(GatewayCase):
