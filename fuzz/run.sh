@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 60). Prints execs per target and any crash input.
-# Usage: fuzz/run.sh [TARGET...]   (default: sse jsonedit request)
+# Usage: fuzz/run.sh [TARGET...]   (default: sse jsonedit request bodylimit)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 OUT=build/fuzz
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(sse jsonedit request)
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(sse jsonedit request bodylimit)
 
 CLANG=${CLANG:-}
 if [[ -z $CLANG ]]; then
@@ -25,8 +25,8 @@ fi
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Isrc -g -O1 -Wall -Wextra
         -Wno-unused-parameter -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-JSONC_CFLAGS=$(pkg-config --cflags json-c)
-JSONC_LIBS=$(pkg-config --libs json-c)
+JSONC_CFLAGS=$(pkg-config --cflags json-c libevent)
+JSONC_LIBS=$(pkg-config --libs json-c libevent)
 
 # The sources each target links; only what the parser under test needs.
 sources() {
@@ -34,6 +34,8 @@ sources() {
     sse) echo fuzz/fuzz_sse.c src/upstream/sse.c src/util/arena.c ;;
     jsonedit) echo fuzz/fuzz_jsonedit.c src/util/jsonedit.c src/util/arena.c ;;
     request) echo fuzz/fuzz_request.c src/util/jsonedit.c src/util/arena.c ;;
+    bodylimit) echo fuzz/fuzz_bodylimit.c src/http/bodylimit.c \
+                    src/util/arena.c ;;
     *) return 1 ;;
     esac
 }
@@ -41,6 +43,7 @@ sources() {
 dict() {
     case $1 in
     sse) echo fuzz/sse.dict ;;
+    bodylimit) echo fuzz/http.dict ;;
     *) echo fuzz/json.dict ;;
     esac
 }
