@@ -399,17 +399,6 @@ static void check_model(loader_t *ld, struct model_ctx *mc)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void key_field(loader_t *ld, void *obj, const char *key,
                       struct fy_node *v, int line)
 {
@@ -423,8 +412,8 @@ static void key_field(loader_t *ld, void *obj, const char *key,
         if (s == NULL)
             return;
         for (int i = 0; i < 32; i++) {
-            int hi = strlen(s) == 64 ? hexval(s[2 * i]) : -1;
-            int lo = hi >= 0 ? hexval(s[2 * i + 1]) : -1;
+            int hi = strlen(s) == 64 ? hex_digit(s[2 * i]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[2 * i + 1]) : -1;
 
             if (lo < 0) {
                 fail(ld, line,

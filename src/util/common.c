@@ -39,3 +39,14 @@ char *pico_format_usd(pico_t pico, char *out, size_t outlen)
              mag / (uint64_t)PICO_PER_USD, mag % (uint64_t)PICO_PER_USD);
     return out;
 }
+
+int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

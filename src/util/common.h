@@ -42,6 +42,9 @@ typedef enum cost_status {
 
 const char *cost_status_name(cost_status_t status);
 
+/* The value of a hex digit, or -1 when c is not one. */
+int hex_digit(int c);
+
 /* Writes "0.000123450000" (12 decimals) into out; returns out. */
 char *pico_format_usd(pico_t pico, char *out, size_t outlen);
 

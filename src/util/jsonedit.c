@@ -5,9 +5,10 @@
  */
 #include "util/jsonedit.h"
 
+#include "util/common.h"
+
 #include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,17 +83,6 @@ static int skip_value(const char *text, size_t len, size_t pos, size_t *end)
         return -EINVAL;
     *end = pos;
     return 0;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Whether the string token [start, end) (quotes included) decodes to

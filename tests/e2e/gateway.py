@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -151,6 +152,37 @@ class Gateway:
         data = raw if raw is not None else json.dumps(body).encode()
         return harness.http("POST", self.url + "/v1/chat/completions",
                             data, h)
+
+    def send_chat(self, body, key="tg-key-alpha"):
+        """Sends a chat request without reading the answer, for tests that
+        act while it is in flight; returns the HTTPConnection."""
+        return harness.open_request(
+            "POST", self.url + "/v1/chat/completions", body,
+            {"Authorization": f"Bearer {key}"})
+
+    def raw_chat(self, body, key="tg-key-alpha", rcvbuf=None, timeout=10):
+        """Sends a chat request on a plain socket (to read the reply byte by
+        byte, or to hang up); returns the socket."""
+        sock = socket.create_connection(("127.0.0.1", self.port),
+                                        timeout=timeout)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        payload = json.dumps(body).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer %s\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (key.encode(),
+                                                        len(payload))
+                     + payload)
+        return sock
+
+    def health(self):
+        return json.loads(harness.http("GET", self.url + "/healthz")[2])
+
+    def begin_drain(self):
+        """SIGTERM, then waits until the gateway says it is draining."""
+        self.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: self.health()["status"] == "draining")
 
     def advance(self, ms):
         return harness.http("POST", f"{self.url}/_test/clock/advance?ms={ms}")

@@ -4,8 +4,6 @@ headers, exact costs and ledger rows."""
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 import unittest
@@ -166,11 +164,7 @@ class TestStreaming(GatewayCase):
         return harness.SSEReader(resp).read_all()
 
     def open_stream(self, body, key="tg-key-alpha"):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
-                                          timeout=10)
-        conn.request("POST", "/v1/chat/completions", json.dumps(body),
-                     {"Authorization": f"Bearer {key}",
-                      "Content-Type": "application/json"})
+        conn = self.gw.send_chat(body, key)
         return conn, conn.getresponse()
 
     def test_stream_asks_for_usage_and_hides_it_from_caller(self):
@@ -249,14 +243,8 @@ class TestSlowReader(GatewayCase):
         # About 23 MB of stream; the caller reads nothing at first.
         body = {"model": "fast", "stream": True, "messages": [
             {"role": "user", "content": "long sim:words=100000"}]}
-        sock = socket.create_connection(("127.0.0.1", self.gw.port),
-                                        timeout=30)
-        payload = json.dumps(body).encode()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         before = rss_kib(self.gw.proc.pid)
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                     b"Authorization: Bearer tg-key-alpha\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        sock = self.gw.raw_chat(body, rcvbuf=65536, timeout=30)
         wait_for(lambda: json.loads(harness.http(
             "GET", self.sim.url + "/_sim/stats")[2])["answers"] == 1,
             timeout=60)
@@ -288,13 +276,7 @@ class TestStreamTiming(GatewayCase):
     def test_first_chunks_reach_caller_before_answer_ends(self):
         body = {"model": "fast", "stream": True, "messages": [
             {"role": "user", "content": "count sim:words=5"}]}
-        sock = socket.create_connection(("127.0.0.1", self.gw.port),
-                                        timeout=10)
-        payload = json.dumps(body).encode()
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n"
-                     b"Host: x\r\nAuthorization: Bearer tg-key-alpha\r\n"
-                     b"Content-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        sock = self.gw.raw_chat(body)
         got = b""
         while b'"role":"assistant"' not in got:
             chunk = sock.recv(65536)
@@ -444,10 +426,7 @@ class TestErrors(GatewayCase):
     def test_upstream_timeout_is_504(self):
         body = {"model": "fast", "messages": [
             {"role": "user", "content": "x sim:fault=stall"}]}
-        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
-                                          timeout=10)
-        conn.request("POST", "/v1/chat/completions", json.dumps(body),
-                     {"Authorization": "Bearer tg-key-alpha"})
+        conn = self.gw.send_chat(body)
         wait_for(lambda: len(self.sim.requests()) == 1)
         self.gw.advance(30001)   # first_byte_timeout_ms is 30000
         resp = conn.getresponse()
@@ -528,14 +507,9 @@ class TestDrainAndLimits(GatewayCase):
                 "--default-latency", "5000,0")
 
     def test_sigterm_drains_in_flight_calls_then_exits(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
-                                          timeout=10)
-        conn.request("POST", "/v1/chat/completions", json.dumps(HELLO),
-                     {"Authorization": "Bearer tg-key-alpha"})
+        conn = self.gw.send_chat(HELLO)
         wait_for(lambda: len(self.sim.requests()) == 1)
-        self.gw.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: json.loads(harness.http(
-            "GET", self.gw.url + "/healthz")[2])["status"] == "draining")
+        self.gw.begin_drain()
         status, _, body = self.gw.chat(HELLO)
         self.assertEqual(status, 503)
         self.assertEqual(json.loads(body)["error"]["code"], "shutting_down")
@@ -549,12 +523,7 @@ class TestDrainAndLimits(GatewayCase):
         self.assertEqual(self.gw.outcome(oid)["http_status"], 200)
 
     def test_caller_hanging_up_stops_a_plain_call(self):
-        sock = socket.create_connection(("127.0.0.1", self.gw.port),
-                                        timeout=10)
-        payload = json.dumps(HELLO).encode()
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                     b"Authorization: Bearer tg-key-alpha\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        sock = self.gw.raw_chat(HELLO)
         wait_for(lambda: len(self.sim.requests()) == 1)
         sock.close()
         # The gateway notices without any answer to write, stops the
@@ -570,14 +539,9 @@ class TestDrainAndLimits(GatewayCase):
         self.assertEqual(status, 200)
 
     def test_drain_deadline_cuts_and_records(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
-                                          timeout=10)
-        conn.request("POST", "/v1/chat/completions", json.dumps(HELLO),
-                     {"Authorization": "Bearer tg-key-alpha"})
+        conn = self.gw.send_chat(HELLO)
         wait_for(lambda: len(self.sim.requests()) == 1)
-        self.gw.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: json.loads(harness.http(
-            "GET", self.gw.url + "/healthz")[2])["status"] == "draining")
+        self.gw.begin_drain()
         self.gw.advance(5001)    # drain_timeout_ms is 5000
         resp = conn.getresponse()
         self.assertEqual(resp.status, 503)
@@ -595,10 +559,7 @@ class TestLedgerFull(GatewayCase):
     gateway_kw = {"extra": "ledger_queue: 1"}
 
     def test_full_queue_refuses_with_503_until_it_drains(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gw.port,
-                                          timeout=10)
-        conn.request("POST", "/v1/chat/completions", json.dumps(HELLO),
-                     {"Authorization": "Bearer tg-key-alpha"})
+        conn = self.gw.send_chat(HELLO)
         wait_for(lambda: len(self.sim.requests()) == 1)
         status, headers, body = self.gw.chat(HELLO)
         self.assertEqual(status, 503, body)
@@ -611,10 +572,8 @@ class TestLedgerFull(GatewayCase):
         self.assertEqual(conn.getresponse().status, 200)
         conn.close()
         self.gw.wait_written(1)
-        conn = harness.open_request(
-            "POST", self.gw.url + "/v1/chat/completions", dict(
-                HELLO, messages=[{"role": "user", "content": "again"}]),
-            {"Authorization": "Bearer tg-key-alpha"})
+        conn = self.gw.send_chat(dict(
+            HELLO, messages=[{"role": "user", "content": "again"}]))
         wait_for(lambda: len(self.sim.requests()) == 2)
         self.sim.advance(5000)
         self.assertEqual(conn.getresponse().status, 200)
