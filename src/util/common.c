@@ -20,8 +20,25 @@ const char *cost_status_name(cost_status_t status)
         return "invalid_usage";
     case COST_NONE:
         return "none";
+    case COST_ESTIMATED:
+        return "estimated";
     }
     return "unknown";
+}
+
+const char *service_tier_name(service_tier_t tier)
+{
+    switch (tier) {
+    case SERVICE_STANDARD:
+        return "standard";
+    case SERVICE_BATCH:
+        return "batch";
+    case SERVICE_FLEX:
+        return "flex";
+    case SERVICE_PRIORITY:
+        return "priority";
+    }
+    return "standard";
 }
 
 char *pico_format_usd(pico_t pico, char *out, size_t outlen)
