@@ -245,11 +245,49 @@ static void provider_field(loader_t *ld, void *obj, const char *key,
         p->base_url = scalar(ld, v, line, "base_url");
     else if (strcmp(key, "api_key_env") == 0)
         p->api_key_env = scalar(ld, v, line, "api_key_env");
+    else if (strcmp(key, "api_version") == 0)
+        p->api_version = scalar(ld, v, line, "api_version");
     else
         fail(ld, line,
              "unknown provider key '%s' (expected name, kind, "
-             "base_url, api_key_env)",
+             "base_url, api_key_env, api_version)",
              key);
+}
+
+static const struct {
+    const char *name;
+    provider_kind_t type;
+    const char *default_version;
+} provider_kinds[] = {
+    {"openai", PROVIDER_OPENAI, NULL},
+    {"openai-compatible", PROVIDER_OPENAI, NULL},
+    {"azure", PROVIDER_AZURE, "2024-10-21"},
+    {"gemini", PROVIDER_GEMINI, NULL},
+    {"anthropic", PROVIDER_ANTHROPIC, "2023-06-01"},
+};
+
+static void check_kind(loader_t *ld, cfg_provider_t *p)
+{
+    size_t n = sizeof(provider_kinds) / sizeof(provider_kinds[0]);
+
+    if (p->kind == NULL) {
+        fail(ld, p->line,
+             "provider needs a kind (openai, openai-compatible, azure, "
+             "gemini or anthropic)");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(p->kind, provider_kinds[i].name) != 0)
+            continue;
+        p->type = provider_kinds[i].type;
+        if (p->api_version == NULL)
+            p->api_version = provider_kinds[i].default_version;
+        return;
+    }
+    fail(ld, p->line,
+         "provider kind '%s' is not supported (expected openai, "
+         "openai-compatible, azure, gemini or anthropic)",
+         p->kind);
 }
 
 static void check_provider(loader_t *ld, cfg_provider_t *p)
@@ -258,16 +296,7 @@ static void check_provider(loader_t *ld, cfg_provider_t *p)
 
     if (p->name == NULL)
         fail(ld, p->line, "provider needs a name");
-    if (p->kind == NULL)
-        fail(ld, p->line,
-             "provider needs a kind (openai or "
-             "openai-compatible)");
-    else if (strcmp(p->kind, "openai") != 0 &&
-             strcmp(p->kind, "openai-compatible") != 0)
-        fail(ld, p->line,
-             "provider kind '%s' is not supported (expected "
-             "openai or openai-compatible)",
-             p->kind);
+    check_kind(ld, p);
     if (p->base_url == NULL) {
         fail(ld, p->line, "provider needs a base_url");
         return;
@@ -361,13 +390,15 @@ static void model_field(loader_t *ld, void *obj, const char *key,
         m->tier = (int)n;
     } else if (strcmp(key, "price_entry") == 0) {
         m->price_entry = scalar(ld, v, line, "price_entry");
+    } else if (strcmp(key, "max_tokens") == 0) {
+        get_int(ld, v, line, "max_tokens", 1, 10000000, &m->max_tokens);
     } else if (strcmp(key, "price") == 0) {
         m->has_price = true;
         walk(ld, v, line, "price", &m->price, price_field);
     } else {
         fail(ld, line,
              "unknown model key '%s' (expected name, provider, "
-             "upstream, tier, price, price_entry)",
+             "upstream, tier, price, price_entry, max_tokens)",
              key);
     }
 }
@@ -559,6 +590,34 @@ static void load_prices(loader_t *ld, struct fy_node *v, int line)
     }
 }
 
+/* aliases: {name: target}, names that price as another entry. */
+static void load_aliases(loader_t *ld, struct fy_node *v, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    size_t n;
+
+    if (v == NULL || !fy_node_is_mapping(v)) {
+        fail(ld, line, "aliases must map names to price entries");
+        return;
+    }
+    n = (size_t)fy_node_mapping_item_count(v) + 1;
+    cfg->alias_names = arena_alloc(cfg->arena, sizeof(char *) * n);
+    cfg->alias_targets = arena_alloc(cfg->arena, sizeof(char *) * n);
+    while ((pair = fy_node_mapping_iterate(v, &iter)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        const char *name = k ? fy_node_get_scalar0(k) : NULL;
+        const char *target = scalar(ld, fy_node_pair_value(pair),
+                                    k ? node_line(k) : line, "alias target");
+
+        if (name == NULL || target == NULL)
+            continue;
+        cfg->alias_names[cfg->n_aliases] = arena_strdup(cfg->arena, name);
+        cfg->alias_targets[cfg->n_aliases++] = target;
+    }
+}
+
 static void parse_listen(loader_t *ld, const char *s, int line)
 {
     config_t *cfg = ld->cfg;
@@ -613,6 +672,8 @@ static void top_field(loader_t *ld, void *obj, const char *key,
             cfg->log_level = s;
     } else if (strcmp(key, "prices") == 0) {
         load_prices(ld, v, line);
+    } else if (strcmp(key, "aliases") == 0) {
+        load_aliases(ld, v, line);
     } else if (strcmp(key, "providers") == 0) {
         load_providers(ld, v, line);
     } else if (strcmp(key, "models") == 0) {

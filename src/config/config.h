@@ -12,9 +12,21 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* How a provider is spoken to. */
+typedef enum provider_kind {
+    PROVIDER_OPENAI = 0,     /* api.openai.com and servers that copy it */
+    PROVIDER_AZURE = 1,      /* /openai/deployments/{upstream}/..., api-key */
+    PROVIDER_GEMINI = 2,     /* Gemini's OpenAI-compatible endpoint */
+    PROVIDER_ANTHROPIC = 3   /* /v1/messages, x-api-key */
+} provider_kind_t;
+
 typedef struct cfg_provider {
     const char *name;
-    const char *kind;        /* "openai" or "openai-compatible" */
+    const char *kind; /* openai, openai-compatible, azure, gemini,
+                         anthropic */
+    provider_kind_t type;
+    const char *api_version; /* azure: api-version; anthropic: the
+                                anthropic-version header */
     const char *base_url;    /* without a trailing slash */
     const char *api_key_env; /* NULL: send no key (local servers) */
     const char *api_key;     /* resolved at load; NULL if none */
@@ -28,6 +40,7 @@ typedef struct cfg_model {
     const char *upstream; /* the provider's model id */
     int tier;
     const char *price_entry; /* price-table entry to use; NULL: by name */
+    int64_t max_tokens;      /* output cap set when a request has none */
     bool has_price;          /* prices given in the config win */
     price_t price;
     int line;
@@ -68,6 +81,9 @@ typedef struct config {
     size_t n_models;
     cfg_key_t *keys;
     size_t n_keys;
+    const char **alias_names; /* price aliases: name -> target */
+    const char **alias_targets;
+    size_t n_aliases;
 } config_t;
 
 /*

@@ -16,7 +16,7 @@
 #define LEDGER_MAX_ATTEMPTS 8
 
 /* PRAGMA user_version of the file; docs/ledger.md has the schema. */
-#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_SCHEMA_VERSION 2
 
 /* Upper bound for queue_cap. Each slot is one ledger_outcome_t (about
  * 6 KB), allocated when the ledger opens. */
@@ -33,6 +33,7 @@ typedef struct ledger_attempt {
     usage_t usage;
     cost_status_t cost_status;
     pico_t cost;            /* meaningful when cost_status == COST_PRICED */
+    pico_t cost_estimate;   /* meaningful when cost_status == COST_ESTIMATED */
     char price_source[160]; /* which table and entry priced it */
     int64_t started_ms;     /* unix ms */
     int64_t latency_ms;
@@ -55,7 +56,8 @@ typedef struct ledger_outcome {
     bool useful;   /* 200 with a non-empty answer (for now) */
     usage_t usage; /* sum over attempts */
     cost_status_t cost_status;
-    pico_t cost; /* sum of priced attempts */
+    pico_t cost;          /* sum of priced attempts */
+    pico_t cost_estimate; /* sum of estimated attempts */
     int64_t latency_ms;
     int64_t ttfb_ms;
     int n_attempts;

@@ -70,6 +70,30 @@ struct ledger {
     char error[256];   /* the writer's last SQLite error */
 };
 
+/* Version 2 added these; a version 1 file gets them by ALTER TABLE, with
+ * the defaults a version 1 row means (no such tokens, nothing estimated). */
+#define V2_OUTCOME_COLUMNS                                                     \
+    "ALTER TABLE outcomes ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL"   \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE outcomes ADD COLUMN web_searches INTEGER NOT NULL"            \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE outcomes ADD COLUMN usage_estimated INTEGER NOT NULL"         \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE outcomes ADD COLUMN cost_estimate_pico INTEGER;"
+#define V2_ATTEMPT_COLUMNS                                                     \
+    "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL"   \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE attempts ADD COLUMN web_searches INTEGER NOT NULL"            \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE attempts ADD COLUMN service_tier TEXT NOT NULL"               \
+    " DEFAULT 'standard';"                                                     \
+    "ALTER TABLE attempts ADD COLUMN geo TEXT NOT NULL DEFAULT '';"            \
+    "ALTER TABLE attempts ADD COLUMN usage_estimated INTEGER NOT NULL"         \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE attempts ADD COLUMN cost_estimate_pico INTEGER;"
+
+static const char migrate_v2_sql[] = V2_OUTCOME_COLUMNS V2_ATTEMPT_COLUMNS;
+
 static const char schema_sql[] =
     "CREATE TABLE outcomes ("
     " id TEXT PRIMARY KEY,"
@@ -95,6 +119,7 @@ static const char schema_sql[] =
     " latency_ms INTEGER NOT NULL,"
     " ttfb_ms INTEGER NOT NULL,"
     " n_attempts INTEGER NOT NULL);"
+    V2_OUTCOME_COLUMNS
     "CREATE INDEX outcomes_started_ms ON outcomes(started_ms);"
     "CREATE TABLE attempts ("
     " outcome_id TEXT NOT NULL,"
@@ -118,25 +143,29 @@ static const char schema_sql[] =
     " started_ms INTEGER NOT NULL,"
     " latency_ms INTEGER NOT NULL,"
     " ttfb_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (outcome_id, attempt_no));";
+    " PRIMARY KEY (outcome_id, attempt_no));"
+    V2_ATTEMPT_COLUMNS;
 
 static const char put_outcome_sql[] =
     "INSERT INTO outcomes (id, started_ms, endpoint, key_id, team, owner,"
     " task, requested_model, model, http_status, error_type, streamed,"
     " useful, input_tokens, cached_tokens, cache_write_tokens,"
     " output_tokens, reasoning_tokens, cost_status, cost_pico, latency_ms,"
-    " ttfb_ms, n_attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,"
-    " ?23)";
+    " ttfb_ms, n_attempts, cache_write_1h_tokens, web_searches,"
+    " usage_estimated, cost_estimate_pico) VALUES (?1, ?2, ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+    " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 static const char put_attempt_sql[] =
     "INSERT INTO attempts (outcome_id, attempt_no, reason, model,"
     " upstream_model, provider, http_status, error_type, input_tokens,"
     " cached_tokens, cache_write_tokens, audio_in_tokens, output_tokens,"
     " reasoning_tokens, audio_out_tokens, cost_status, cost_pico,"
-    " price_source, started_ms, latency_ms, ttfb_ms) VALUES (?1, ?2, ?3,"
-    " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-    " ?18, ?19, ?20, ?21)";
+    " price_source, started_ms, latency_ms, ttfb_ms,"
+    " cache_write_1h_tokens, web_searches, service_tier, geo,"
+    " usage_estimated, cost_estimate_pico) VALUES (?1, ?2, ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+    " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 /* The record's fixed-size strings may fill their array without a NUL. */
 #define BIND_TEXT(stmt, idx, field)                                            \
@@ -157,6 +186,17 @@ static void bind_cost(sqlite3_stmt *stmt, int idx, cost_status_t status,
 {
     if (status == COST_PRICED)
         sqlite3_bind_int64(stmt, idx, cost);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+/* The estimate is kept apart from cost_pico, which only ever holds what
+ * the provider's own usage priced. */
+static void bind_estimate(sqlite3_stmt *stmt, int idx, cost_status_t status,
+                          pico_t estimate)
+{
+    if (status == COST_ESTIMATED)
+        sqlite3_bind_int64(stmt, idx, estimate);
     else
         sqlite3_bind_null(stmt, idx);
 }
@@ -191,6 +231,13 @@ static int put_attempt(ledger_t *ledger, const ledger_outcome_t *outcome,
     sqlite3_bind_int64(st, 19, attempt->started_ms);
     sqlite3_bind_int64(st, 20, attempt->latency_ms);
     sqlite3_bind_int64(st, 21, attempt->ttfb_ms);
+    sqlite3_bind_int64(st, 22, usage->cache_write_1h_tokens);
+    sqlite3_bind_int64(st, 23, usage->web_searches);
+    sqlite3_bind_text(st, 24, service_tier_name(usage->service_tier), -1,
+                      SQLITE_STATIC);
+    BIND_TEXT(st, 25, usage->geo);
+    sqlite3_bind_int(st, 26, usage->estimated);
+    bind_estimate(st, 27, attempt->cost_status, attempt->cost_estimate);
     return step_reset(st);
 }
 
@@ -235,6 +282,10 @@ static int put_outcome(ledger_t *ledger, const ledger_outcome_t *outcome)
     sqlite3_bind_int64(st, 21, outcome->latency_ms);
     sqlite3_bind_int64(st, 22, outcome->ttfb_ms);
     sqlite3_bind_int(st, 23, outcome->n_attempts);
+    sqlite3_bind_int64(st, 24, usage->cache_write_1h_tokens);
+    sqlite3_bind_int64(st, 25, usage->web_searches);
+    sqlite3_bind_int(st, 26, usage->estimated);
+    bind_estimate(st, 27, outcome->cost_status, outcome->cost_estimate);
     rc = step_reset(st);
 
     for (int i = 0; rc == SQLITE_OK && i < attempts_stored(outcome); i++)
@@ -475,6 +526,12 @@ static int ensure_schema(sqlite3 *db, char *err, size_t errlen)
         snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
                  LEDGER_SCHEMA_VERSION);
         rc = exec_sql(db, schema_sql, err, errlen);
+        if (rc == 0)
+            rc = exec_sql(db, sql, err, errlen);
+    } else if (version == 1) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+                 LEDGER_SCHEMA_VERSION);
+        rc = exec_sql(db, migrate_v2_sql, err, errlen);
         if (rc == 0)
             rc = exec_sql(db, sql, err, errlen);
     }

@@ -193,6 +193,10 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
     } else if (len > 13 && strncasecmp(line, "x-request-id:", 13) == 0) {
         copy_value(call->request_id, sizeof(call->request_id), line + 13,
                    len - 13);
+    } else if (len > 11 && strncasecmp(line, "request-id:", 11) == 0) {
+        /* Anthropic's name for it. */
+        copy_value(call->request_id, sizeof(call->request_id), line + 11,
+                   len - 11);
     } else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && !call->headers_done) {
@@ -272,9 +276,16 @@ upstream_call_t *upstream_start(upstream_t *up, const upstream_request_t *rq,
     if (rq->api_key != NULL) {
         char auth[1024];
 
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", rq->api_key);
+        if (rq->key_header != NULL)
+            snprintf(auth, sizeof(auth), "%s: %s", rq->key_header,
+                     rq->api_key);
+        else
+            snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+                     rq->api_key);
         call->headers = curl_slist_append(call->headers, auth);
     }
+    for (size_t i = 0; rq->headers != NULL && rq->headers[i] != NULL; i++)
+        call->headers = curl_slist_append(call->headers, rq->headers[i]);
 
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);

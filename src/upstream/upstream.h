@@ -29,6 +29,11 @@ typedef struct upstream_handlers {
 typedef struct upstream_request {
     const char *url;
     const char *api_key; /* sent as a bearer token; NULL for none */
+    /* Header that carries api_key instead of "Authorization: Bearer"
+     * ("x-api-key" for Anthropic, "api-key" for Azure); NULL: bearer. */
+    const char *key_header;
+    /* More "Name: value" headers, NULL-terminated; may be NULL. */
+    const char *const *headers;
     const char *body;    /* must stay valid until on_done or cancel */
     size_t body_len;
     long connect_timeout_ms; /* 0: curl's default */
