@@ -93,24 +93,83 @@ static void add_outcome_id(struct evhttp_request *req, int status,
     LOG(LOG_INFO, id, "refused status=%d code=%s", status, code ? code : "-");
 }
 
-void gateway_send_error(struct evhttp_request *req, int status,
-                        const char *type, const char *code, const char *param,
-                        const char *message)
+/* Anthropic's error.type for a status (its API reference lists these). */
+static const char *anthropic_error_type(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 402:
+        return "billing_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 504:
+        return "timeout_error";
+    case 529:
+        return "overloaded_error";
+    default:
+        return "api_error";
+    }
+}
+
+bool gateway_is_anthropic_path(struct evhttp_request *req)
+{
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    return path != NULL && strncmp(path, "/v1/messages", 12) == 0 &&
+           (path[12] == '\0' || path[12] == '/');
+}
+
+/* Callers of /v1/messages use Anthropic's SDK, which reads its own error
+ * shape; Tollgate's code goes in x-tollgate-error there. */
+static struct json_object *error_body(struct evhttp_request *req, int status,
+                                      const char *type, const char *code,
+                                      const char *param, const char *message)
 {
     struct json_object *err = json_object_new_object();
     struct json_object *root = json_object_new_object();
-    struct evbuffer *out = evbuffer_new();
-    const char *text;
 
-    if (err == NULL || root == NULL || out == NULL)
+    if (err == NULL || root == NULL)
         die_oom();
     json_object_object_add(err, "message", json_object_new_string(message));
+    if (gateway_is_anthropic_path(req)) {
+        json_object_object_add(
+            err, "type", json_object_new_string(anthropic_error_type(status)));
+        json_object_object_add(root, "type", json_object_new_string("error"));
+        json_object_object_add(root, "error", err);
+        if (code != NULL)
+            evhttp_add_header(evhttp_request_get_output_headers(req),
+                              "x-tollgate-error", code);
+        return root;
+    }
     json_object_object_add(err, "type", json_object_new_string(type));
     json_object_object_add(err, "param",
                            param ? json_object_new_string(param) : NULL);
     json_object_object_add(err, "code",
                            code ? json_object_new_string(code) : NULL);
     json_object_object_add(root, "error", err);
+    return root;
+}
+
+void gateway_send_error(struct evhttp_request *req, int status,
+                        const char *type, const char *code, const char *param,
+                        const char *message)
+{
+    struct json_object *root =
+        error_body(req, status, type, code, param, message);
+    struct evbuffer *out = evbuffer_new();
+    const char *text;
+
+    if (out == NULL)
+        die_oom();
     text = json_object_to_json_string_ext(
         root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     evbuffer_add(out, text, strlen(text));
@@ -270,7 +329,13 @@ static void dispatch(struct evhttp_request *req, void *arg)
         gateway_send_error(req, 503, "server_error", "shutting_down", NULL,
                            "the gateway is shutting down");
     } else if (strcmp(path, "/v1/chat/completions") == 0) {
-        chat_handle(gw, req);
+        chat_handle(gw, req, SURFACE_CHAT);
+    } else if (strcmp(path, "/v1/messages") == 0) {
+        chat_handle(gw, req, SURFACE_MESSAGES);
+    } else if (strcmp(path, "/v1/responses") == 0) {
+        chat_handle(gw, req, SURFACE_RESPONSES);
+    } else if (strcmp(path, "/v1/embeddings") == 0) {
+        chat_handle(gw, req, SURFACE_EMBEDDINGS);
     } else if (strcmp(path, "/v1/models") == 0) {
         handle_models(gw, req);
     } else {

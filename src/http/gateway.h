@@ -52,7 +52,12 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts);
  */
 price_table_t *gateway_load_prices(const config_t *config, FILE *errout);
 
-/* Answers with an error in OpenAI's shape. param and code may be NULL. */
+/* True when the request came to /v1/messages: its errors take
+ * Anthropic's shape. */
+bool gateway_is_anthropic_path(struct evhttp_request *req);
+
+/* Answers with an error in OpenAI's shape, or Anthropic's on
+ * /v1/messages. param and code may be NULL. */
 void gateway_send_error(struct evhttp_request *req, int status,
                         const char *type, const char *code, const char *param,
                         const char *message);

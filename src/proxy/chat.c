@@ -8,6 +8,7 @@
  * usage chunk Tollgate asked for on the caller's behalf is held back.
  */
 #include "proxy/chat.h"
+#include "proxy/call.h"
 
 #include "auth/auth.h"
 #include "upstream/openai.h"
@@ -33,49 +34,16 @@
  * to a slow caller, and resumes once it has all gone out. */
 #define STREAM_BACKLOG_MAX (256 * 1024)
 
-typedef struct chat_call {
-    gateway_t *gw;
-    struct evhttp_request *req;
-    arena_t *arena;
-    struct chat_call *prev, *next;
-    const cfg_model_t *model;
-    ledger_outcome_t *rec;
-    ledger_attempt_t *att;
-    const char *body;
-    size_t body_len;
-    bool stream;
-    bool caller_wants_usage;
-    upstream_call_t *up;
-    int up_status;
-    char content_type[128];
-    char retry_after[32];
-    char request_id[128];
-    buf_t resp;
-    sse_parser_t sse;
-    bool sse_mode;
-    bool reply_started;
-    bool client_gone;
-    bool unreachable; /* the request never reached the provider */
-    bool too_large;   /* the answer passed max_response_bytes */
-    bool saw_content;
-    bool stream_error;
-    bool paused; /* upstream paused: the caller reads slowly */
-    char resp_model[128];
-    int64_t t0_mono;
-    clock_timer_t *first_byte_timer;
-    clock_timer_t *total_timer;
-    struct event *hangup_watch; /* the caller's socket while we wait */
-} chat_call_t;
 
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src ? src : "");
-}
 
 static void on_client_close(struct evhttp_connection *conn, void *arg);
 
+/* The ledger's endpoint column, by surface. */
+static const char *const surface_names[] = {"chat.completions", "messages",
+                                            "responses", "embeddings"};
+
 static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
-                             const cfg_key_t *key)
+                             const cfg_key_t *key, surface_t surface)
 {
     arena_t *arena = arena_new(16384);
     chat_call_t *call = arena_alloc(arena, sizeof(*call));
@@ -84,6 +52,7 @@ static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
     memset(call, 0, sizeof(*call));
     call->gw = gw;
     call->req = req;
+    call->surface = surface;
     call->arena = arena;
     call->t0_mono = clock_mono_ms();
     buf_init(&call->resp, gw->config->max_response_bytes);
@@ -95,7 +64,7 @@ static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
     rec->started_ms = clock_now_ms();
     rec->ttfb_ms = -1;
     rec->cost_status = COST_NONE;
-    copy_str(rec->endpoint, sizeof(rec->endpoint), "chat.completions");
+    copy_str(rec->endpoint, sizeof(rec->endpoint), surface_names[surface]);
     copy_str(rec->key_id, sizeof(rec->key_id), key->name);
     copy_str(rec->team, sizeof(rec->team), key->team);
     copy_str(rec->owner, sizeof(rec->owner), key->owner);
@@ -290,8 +259,8 @@ static void add_cost_header(chat_call_t *call)
 }
 
 /* Ends the call with an error answer (nothing was sent yet). */
-static void call_fail(chat_call_t *call, int status, const char *type,
-                      const char *code, const char *param, const char *message)
+void call_fail(chat_call_t *call, int status, const char *type,
+               const char *code, const char *param, const char *message)
 {
     ledger_outcome_t *rec = call->rec;
 
@@ -690,240 +659,11 @@ static void on_timeout(void *arg)
               "the provider did not answer in time");
 }
 
-/* Parses the body once; answers 400 and returns NULL when it is not a
- * chat request. */
-static struct json_object *parse_body(chat_call_t *call, const char *body,
-                                      size_t len)
-{
-    struct json_tokener *tok = json_tokener_new();
-    struct json_object *obj;
-    size_t end;
-    char msg[160];
-
-    if (tok == NULL)
-        die_oom();
-    /* json-c's strict mode still takes 'single quotes' and NaN, which a
-     * provider refuses: RFC 8259 is checked first. */
-    if (jsonedit_validate(body, len, &end) == 0) {
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-        obj = json_tokener_parse_ex(tok, body, (int)len);
-        end = json_tokener_get_parse_end(tok);
-    } else {
-        obj = NULL;
-    }
-    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-        jsonedit_skip_ws(body, len, end) != len) {
-        if (len == 0)
-            snprintf(msg, sizeof(msg),
-                     "the request body is empty; send a "
-                     "JSON object");
-        else
-            snprintf(msg, sizeof(msg),
-                     "the request body is not valid "
-                     "JSON (error near byte %zu)",
-                     end);
-        json_object_put(obj);
-        json_tokener_free(tok);
-        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
-                  msg);
-        return NULL;
-    }
-    json_tokener_free(tok);
-    if (!json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
-                  "the request body must be a JSON object");
-        return NULL;
-    }
-    return obj;
-}
-
-static bool is_null(struct json_object *v)
-{
-    return v == NULL || json_object_is_type(v, json_type_null);
-}
-
-/* Checks the messages the way the provider would, so a request that can
- * never succeed is refused here and not billed. */
-static const char *check_messages(struct json_object *msgs)
-{
-    size_t n = json_object_array_length(msgs);
-
-    if (n == 0)
-        return "messages must not be empty";
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *m = json_object_array_get_idx(msgs, i);
-        struct json_object *role, *calls;
-
-        if (!json_object_is_type(m, json_type_object))
-            return "each message must be an object";
-        if (!json_object_object_get_ex(m, "role", &role) ||
-            !json_object_is_type(role, json_type_string))
-            return "each message needs a role";
-        if (!json_object_object_get_ex(m, "tool_calls", &calls) ||
-            is_null(calls))
-            continue;
-        if (!json_object_is_type(calls, json_type_array))
-            return "tool_calls must be an array";
-        for (size_t j = 0; j < json_object_array_length(calls); j++) {
-            struct json_object *c = json_object_array_get_idx(calls, j);
-            struct json_object *fn;
-
-            if (!json_object_is_type(c, json_type_object) ||
-                !json_object_object_get_ex(c, "function", &fn) ||
-                !json_object_is_type(fn, json_type_object))
-                return "each tool call needs a function object";
-        }
-    }
-    return NULL;
-}
-
-static const char *pick_task(chat_call_t *call, struct json_object *obj,
-                             const cfg_key_t *key)
-{
-    struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
-    const char *task = evhttp_find_header(h, "X-Tollgate-Task");
-    struct json_object *meta, *v;
-
-    if (task != NULL && task[0] != '\0')
-        return task;
-    if (json_object_object_get_ex(obj, "metadata", &meta) &&
-        json_object_object_get_ex(meta, "task", &v) &&
-        json_object_is_type(v, json_type_string) &&
-        json_object_get_string_len(v) > 0)
-        return arena_strdup(call->arena, json_object_get_string(v));
-    if (key->default_task != NULL)
-        return key->default_task;
-    return "default";
-}
-
-/* Task names go into logs, reports and CSV: printable ASCII only. */
-static const char *check_task(const char *task)
-{
-    if (strlen(task) >= 64)
-        return "the task name is longer than 63 characters";
-    for (const char *p = task; *p != '\0'; p++)
-        if (*p < 0x20 || *p > 0x7e)
-            return "the task name must be printable ASCII";
-    return NULL;
-}
-
-/* A member the gateway reads must appear once: a provider that keeps the
- * first of two would run something other than what was priced. */
-static const char *check_duplicates(chat_call_t *call)
-{
-    static const char *keys[] = {"model", "stream", "stream_options"};
-    struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
-    size_t len = evbuffer_get_length(in);
-    const char *body = (const char *)evbuffer_pullup(in, -1);
-    size_t top = jsonedit_skip_ws(body, len, 0);
-
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (jsonedit_count(body, len, top, keys[i]) > 1)
-            return arena_printf(
-                call->arena, "the request gives '%s' more than once", keys[i]);
-    return NULL;
-}
-
-/* Validates the request fields; returns false after answering. */
-static bool read_request(chat_call_t *call, struct json_object *obj,
-                         const cfg_key_t *key)
-{
-    struct json_object *model, *msgs, *stream;
-    const char *problem, *task;
-
-    task = pick_task(call, obj, key);
-    if ((problem = check_task(task)) != NULL) {
-        call_fail(call, 400, "invalid_request_error", "invalid_value", "task",
-                  problem);
-        return false;
-    }
-    copy_str(call->rec->task, sizeof(call->rec->task), task);
-    if ((problem = check_duplicates(call)) != NULL) {
-        call_fail(call, 400, "invalid_request_error", "duplicate_key", NULL,
-                  problem);
-        return false;
-    }
-    if (!json_object_object_get_ex(obj, "model", &model) ||
-        !json_object_is_type(model, json_type_string)) {
-        call_fail(call, 400, "invalid_request_error", "missing_field", "model",
-                  "you must give a model (a string)");
-        return false;
-    }
-    if (strlen(json_object_get_string(model)) !=
-            (size_t)json_object_get_string_len(model) ||
-        json_object_get_string_len(model) >=
-            (int)sizeof(call->rec->requested_model)) {
-        call_fail(call, 400, "invalid_request_error", "invalid_value", "model",
-                  "the model name holds a NUL character or is longer than "
-                  "127 bytes");
-        return false;
-    }
-    copy_str(call->rec->requested_model, sizeof(call->rec->requested_model),
-             json_object_get_string(model));
-    if (!json_object_object_get_ex(obj, "messages", &msgs) ||
-        !json_object_is_type(msgs, json_type_array)) {
-        call_fail(call, 400, "invalid_request_error", "missing_field",
-                  "messages", "you must give messages (an array)");
-        return false;
-    }
-    if ((problem = check_messages(msgs)) != NULL) {
-        call_fail(call, 400, "invalid_request_error", "invalid_value",
-                  "messages", problem);
-        return false;
-    }
-    if (json_object_object_get_ex(obj, "stream", &stream) && !is_null(stream)) {
-        if (!json_object_is_type(stream, json_type_boolean)) {
-            call_fail(call, 400, "invalid_request_error", "invalid_type",
-                      "stream", "stream must be true or false");
-            return false;
-        }
-        call->stream = json_object_get_boolean(stream);
-    }
-    call->rec->streamed = call->stream;
-    return true;
-}
-
-/* The caller's bytes with the model id swapped for the provider's and,
- * when streaming, usage asked for. */
-static int build_upstream_body(chat_call_t *call, const char *body, size_t len)
-{
-    json_edit_t edits[2];
-    size_t n = 0;
-    json_span_t span;
-    size_t top = jsonedit_skip_ws(body, len, 0);
-
-    if (strcmp(call->model->upstream, call->rec->requested_model) != 0) {
-        if (jsonedit_find(body, len, top, "model", &span) < 0)
-            return -EINVAL;
-        edits[n].start = span.start;
-        edits[n].end = span.end;
-        edits[n].text =
-            arena_printf(call->arena, "\"%s\"", call->model->upstream);
-        n++;
-    }
-    if (call->stream) {
-        int rc = jsonedit_usage_edit(call->arena, body, len, &edits[n],
-                                     &call->caller_wants_usage);
-
-        if (rc < 0)
-            return rc;
-        n += (size_t)rc;
-    } else {
-        call->caller_wants_usage = true;
-    }
-    call->body =
-        jsonedit_apply(call->arena, body, len, edits, n, &call->body_len);
-    return 0;
-}
-
 static void send_upstream(chat_call_t *call)
 {
     const config_t *cfg = call->gw->config;
     const cfg_provider_t *prov = call->model->provider;
     upstream_request_t rq = {
-        .url = arena_printf(call->arena, "%s/chat/completions", prov->base_url),
-        .api_key = prov->api_key,
         .body = call->body,
         .body_len = call->body_len,
         .connect_timeout_ms =
@@ -932,6 +672,7 @@ static void send_upstream(chat_call_t *call)
     upstream_handlers_t h = {on_up_headers, on_up_data, on_up_done};
     ledger_attempt_t *att = &call->rec->attempts[call->rec->n_attempts++];
 
+    request_upstream(call, &rq);
     call->att = att;
     att->attempt_no = call->rec->n_attempts;
     copy_str(att->reason, sizeof(att->reason), "first");
@@ -966,10 +707,10 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     struct json_object *obj;
     bool ok;
 
-    obj = parse_body(call, body, len);
+    obj = request_parse(call, body, len);
     if (obj == NULL)
         return;
-    ok = read_request(call, obj, key);
+    ok = request_read(call, obj, key);
     json_object_put(obj);
     if (!ok)
         return;
@@ -984,7 +725,9 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
                                call->rec->requested_model));
         return;
     }
-    if (build_upstream_body(call, body, len) < 0) {
+    if (!request_check_route(call))
+        return;
+    if (request_build_body(call, body, len) < 0) {
         call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
                   "the request body could not be edited");
         return;
@@ -992,7 +735,7 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     send_upstream(call);
 }
 
-void chat_handle(gateway_t *gw, struct evhttp_request *req)
+void chat_handle(gateway_t *gw, struct evhttp_request *req, surface_t surface)
 {
     const cfg_key_t *key;
     chat_call_t *call;
@@ -1000,16 +743,20 @@ void chat_handle(gateway_t *gw, struct evhttp_request *req)
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         gateway_send_error(req, 405, "invalid_request_error",
                            "method_not_allowed", NULL,
-                           "use POST for /v1/chat/completions");
+                           "use POST for this endpoint");
         return;
     }
-    key = auth_caller(gw->config, req, false);
+    /* Anthropic's SDK sends its key as x-api-key. */
+    key = auth_caller(gw->config, req, surface == SURFACE_MESSAGES);
     if (key == NULL) {
         gateway_send_error(req, 401, "invalid_request_error", "invalid_api_key",
                            NULL,
-                           "the API key is missing or not known to this "
-                           "gateway; send it as 'Authorization: Bearer "
-                           "KEY'");
+                           surface == SURFACE_MESSAGES
+                               ? "the API key is missing or not known to "
+                                 "this gateway; send it as 'x-api-key: KEY'"
+                               : "the API key is missing or not known to "
+                                 "this gateway; send it as "
+                                 "'Authorization: Bearer KEY'");
         return;
     }
     if (ledger_admit(gw->ledger) < 0) {
@@ -1020,7 +767,7 @@ void chat_handle(gateway_t *gw, struct evhttp_request *req)
                            "shortly");
         return;
     }
-    call = call_new(gw, req, key);
+    call = call_new(gw, req, key, surface);
     handle_request(call, key);
 }
 

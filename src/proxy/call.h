@@ -1,0 +1,94 @@
+/*
+ * The state of one model call, shared by the files of the proxy: chat.c
+ * runs its life, request.c reads and rewrites what the caller sent.
+ * Internal to src/proxy.
+ */
+#ifndef TOLLGATE_PROXY_CALL_H
+#define TOLLGATE_PROXY_CALL_H
+
+#include "config/config.h"
+#include "http/gateway.h"
+#include "ledger/ledger.h"
+#include "proxy/chat.h"
+#include "upstream/sse.h"
+#include "upstream/upstream.h"
+#include "util/arena.h"
+#include "util/clock.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct evhttp_request;
+struct event;
+struct json_object;
+
+typedef struct chat_call {
+    gateway_t *gw;
+    struct evhttp_request *req;
+    surface_t surface;
+    bool translate; /* OpenAI chat caller, Anthropic provider */
+    arena_t *arena;
+    struct chat_call *prev, *next;
+    const cfg_model_t *model;
+    ledger_outcome_t *rec;
+    ledger_attempt_t *att;
+    const char *body;
+    size_t body_len;
+    bool stream;
+    bool caller_wants_usage;
+    upstream_call_t *up;
+    int up_status;
+    char content_type[128];
+    char retry_after[32];
+    char request_id[128];
+    buf_t resp;
+    sse_parser_t sse;
+    bool sse_mode;
+    bool reply_started;
+    bool client_gone;
+    bool unreachable; /* the request never reached the provider */
+    bool too_large;   /* the answer passed max_response_bytes */
+    bool saw_content;
+    bool stream_error;
+    bool paused; /* upstream paused: the caller reads slowly */
+    char resp_model[128];
+    int64_t t0_mono;
+    clock_timer_t *first_byte_timer;
+    clock_timer_t *total_timer;
+    struct event *hangup_watch; /* the caller's socket while we wait */
+} chat_call_t;
+
+static inline void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* Ends the call with an error answer (nothing was sent to the caller
+ * yet), in the caller's format. */
+void call_fail(chat_call_t *call, int status, const char *type,
+               const char *code, const char *param, const char *message);
+
+/* Parses the body once; answers 400 and returns NULL when it is not a
+ * JSON object. The caller puts the result. */
+struct json_object *request_parse(chat_call_t *call, const char *body,
+                                  size_t len);
+
+/* Validates the request for the call's surface and fills the record's
+ * task, requested model and stream flag; returns false after answering. */
+bool request_read(chat_call_t *call, struct json_object *obj,
+                  const cfg_key_t *key);
+
+/* Builds call->body: the caller's bytes with the model id swapped for the
+ * provider's and, when streaming, usage asked for. Returns 0 or a
+ * negative errno code. */
+int request_build_body(chat_call_t *call, const char *body, size_t len);
+
+/* Checks that the model's provider serves the call's surface and sets
+ * call->translate; returns false after answering 400 when it does not. */
+bool request_check_route(chat_call_t *call);
+
+/* Fills the URL, key and headers of the upstream request for the call's
+ * surface and provider kind (strings live in the call's arena). */
+void request_upstream(chat_call_t *call, upstream_request_t *rq);
+
+#endif
