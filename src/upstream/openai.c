@@ -4,28 +4,11 @@
  */
 #include "upstream/openai.h"
 
+#include "upstream/usage.h"
+
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
-
-#define OPENAI_MAX_TOKENS INT64_C(1000000000000)
-
-static bool read_count(struct json_object *obj, const char *key, int64_t *out)
-{
-    struct json_object *v;
-
-    *out = 0;
-    if (obj == NULL || !json_object_is_type(obj, json_type_object))
-        return true;
-    if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
-        return true;
-    if (!json_object_is_type(v, json_type_int))
-        return false;
-    *out = json_object_get_int64(v);
-    /* A trillion tokens is no real call: such a count would only break the
-     * sums every report makes. */
-    return *out >= 0 && *out <= OPENAI_MAX_TOKENS;
-}
 
 static struct json_object *member(struct json_object *obj, const char *key)
 {
@@ -50,15 +33,21 @@ int openai_read_usage(struct json_object *u, usage_t *usage)
         !json_object_object_get_ex(u, "completion_tokens", &v) ||
         !json_object_is_type(v, json_type_int))
         return -EINVAL;
+
     pd = member(u, "prompt_tokens_details");
     cd = member(u, "completion_tokens_details");
-    ok &= read_count(u, "prompt_tokens", &usage->input_tokens);
-    ok &= read_count(u, "completion_tokens", &usage->output_tokens);
-    ok &= read_count(pd, "cached_tokens", &usage->cached_tokens);
-    ok &= read_count(pd, "cache_write_tokens", &usage->cache_write_tokens);
-    ok &= read_count(pd, "audio_tokens", &usage->audio_in_tokens);
-    ok &= read_count(cd, "reasoning_tokens", &usage->reasoning_tokens);
-    ok &= read_count(cd, "audio_tokens", &usage->audio_out_tokens);
+    /* A count past USAGE_MAX_TOKENS is no real call: it would only break
+     * the sums every report makes. */
+    ok &= usage_read_count(u, "prompt_tokens", &usage->input_tokens) == 0;
+    ok &= usage_read_count(u, "completion_tokens", &usage->output_tokens) == 0;
+    ok &= usage_read_count(pd, "cached_tokens", &usage->cached_tokens) == 0;
+    ok &= usage_read_count(pd, "cache_write_tokens",
+                           &usage->cache_write_tokens) == 0;
+    ok &= usage_read_count(pd, "audio_tokens", &usage->audio_in_tokens) == 0;
+    ok &=
+        usage_read_count(cd, "reasoning_tokens", &usage->reasoning_tokens) == 0;
+    ok &= usage_read_count(cd, "audio_tokens", &usage->audio_out_tokens) == 0;
+
     if (!ok) {
         memset(usage, 0, sizeof(*usage));
         return -EINVAL;

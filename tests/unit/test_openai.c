@@ -9,9 +9,11 @@
 #include <cmocka.h>
 
 #include "upstream/openai.h"
+#include "upstream/usage.h"
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct json_object *parsed;
@@ -129,6 +131,26 @@ static void test_read_usage_rejects_absurd_counts(void **state)
                                 "1000000000000000000000000000000}}",
                                 &u),
                      -EINVAL);
+}
+
+/* Chat usage and every other provider's share one idea of a count. */
+static void test_read_usage_cap_is_the_shared_cap(void **state)
+{
+    char text[160];
+    usage_t u;
+
+    snprintf(text, sizeof(text),
+             "{\"prompt_tokens\":1,\"completion_tokens\":1,"
+             "\"completion_tokens_details\":{\"reasoning_tokens\":%lld}}",
+             (long long)USAGE_MAX_TOKENS);
+    assert_int_equal(read_usage(text, &u), 0);
+    assert_int_equal(u.reasoning_tokens, USAGE_MAX_TOKENS);
+    snprintf(text, sizeof(text),
+             "{\"prompt_tokens\":1,\"completion_tokens\":1,"
+             "\"completion_tokens_details\":{\"reasoning_tokens\":%lld}}",
+             (long long)USAGE_MAX_TOKENS + 1);
+    assert_int_equal(read_usage(text, &u), -EINVAL);
+    expect_not_present(&u);
 }
 
 static void test_read_usage_rejects_missing_totals(void **state)
@@ -256,6 +278,7 @@ int main(void)
         TEST(test_read_usage_counts_missing_details_as_zero),
         TEST(test_read_usage_accepts_zero_and_large_counts),
         TEST(test_read_usage_rejects_absurd_counts),
+        TEST(test_read_usage_cap_is_the_shared_cap),
         TEST(test_read_usage_rejects_missing_totals),
         TEST(test_read_usage_rejects_counts_that_are_not_whole),
         TEST(test_read_usage_rejects_null_totals),
