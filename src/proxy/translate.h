@@ -11,23 +11,29 @@
  *   json_schema; audio output (modalities with "audio", or audio); the
  *   legacy functions / function_call; web_search_options; input_audio
  *   and file content parts; temperature or top_p outside 0..1; a stop
- *   sequence made only of whitespace (Anthropic refuses it); tool types
+ *   sequence made only of whitespace (Anthropic refuses it); temperature
+ *   and top_p together, unless top_p is 1 (then dropped); tool types
  *   other than function; tool_choice other than auto, none, required or
  *   one function, or a tool_choice that needs tools when there are none;
  *   images outside user and tool messages; image data URLs that are not
  *   base64 jpeg, png, gif or webp.
- * Dropped, because the answer keeps its meaning without them: model (the
- * route's upstream id is used), seed, frequency_penalty,
- * presence_penalty, logit_bias, service_tier, store, prediction,
- * reasoning_effort, verbosity, prompt_cache_key, safety_identifier,
- * stream_options (read, see include_usage), response_format text, tool
- * `strict`, image `detail`, message `name`, metadata other than `user`,
- * and any member this list does not name.
+ * Dropped silently, since Anthropic has no equivalent and they tune
+ * sampling or bookkeeping rather than the kind of answer (refusing them
+ * would break ordinary clients): model (the route's upstream id is used),
+ * seed, frequency_penalty, presence_penalty, logit_bias, service_tier,
+ * store, prediction, reasoning_effort, verbosity, prompt_cache_key,
+ * safety_identifier, stream_options (read for include_usage),
+ * response_format text, tool `strict`, image `detail`, message `name`,
+ * metadata other than `user`, and any member this list does not name.
+ * Text parts that are empty or only whitespace and empty stop strings are
+ * left out too (Anthropic refuses them and they say nothing).
  * Rewritten: system and developer messages, wherever they stand, go to the
  * top-level system; consecutive messages of one role are merged (tool
  * results count as user) because Anthropic requires alternation; messages
  * left with no content are skipped; max_completion_tokens wins over
- * max_tokens; parallel_tool_calls false becomes disable_parallel_tool_use.
+ * max_tokens; parallel_tool_calls false becomes disable_parallel_tool_use;
+ * metadata.user, else user, becomes metadata.user_id; image_url parts
+ * become image blocks (base64 source for data: URLs, url source else).
  * Refused as invalid for Anthropic: no messages, a first message that is
  * not the user's, an assistant tool call without its result right after,
  * a tool result that answers no call of the message before.
@@ -76,8 +82,8 @@ int translate_request_to_anthropic(arena_t *arena, struct json_object *chat,
                                    translate_request_t *out);
 
 typedef struct translate_reply_opts {
-    const char *model; /* the model name the caller asked for */
-    int64_t created;   /* unix seconds for `created` */
+    const char *model;  /* the model name the caller asked for */
+    int64_t created;    /* unix seconds for `created` */
     bool include_usage; /* streams: end with a usage chunk */
 } translate_reply_opts_t;
 
@@ -137,13 +143,14 @@ void translate_stream_init(translate_stream_t *ts, arena_t *arena,
 /*
  * Feeds one Anthropic SSE event (its event name, or NULL/"" to use the
  * data's `type`; data is its JSON text) and appends what the caller must
- * see, as "data: {...}\n\n" lines, to out. An `error` event becomes an
- * OpenAI error line and ends the stream without [DONE]; message_stop ends
- * it with the usage chunk (when asked) and [DONE]. ping and unknown events
- * write nothing, and so does anything after the end. Returns 0; -EPROTO
- * when the event could not be read (an error line was written and the
- * stream ended); -ENOSPC when out's cap would be passed (nothing of that
- * chunk appended).
+ * see, as "data: {...}\n\n" lines, to out. An `error` event becomes
+ * {"error":{message,type,code}} (types as translate_error_to_openai maps
+ * them) and ends the stream without [DONE]; message_stop ends it with the
+ * usage chunk (when asked, and when usage came) and [DONE]. ping and
+ * unknown events write nothing, and so does anything after the end.
+ * Returns 0; -EPROTO when the event could not be read (an error line was
+ * written and the stream ended); -ENOSPC when out's cap would be passed
+ * (nothing of that event appended, state as before: it can be fed again).
  */
 int translate_stream_feed(translate_stream_t *ts, const char *event,
                           const char *data, size_t len, buf_t *out);
@@ -180,8 +187,8 @@ typedef struct translate_error {
  *   timeout_error 504         -> 504 server_error, timeout
  *   overloaded_error 529      -> 503 server_error, overloaded
  * The type decides; an unknown type or unreadable body goes by status
- * (other 4xx invalid_request_error, 5xx server_error, 529 -> 503). Never
- * fails.
+ * (other 4xx invalid_request_error, 5xx server_error, 529 -> 503,
+ * anything else 502 server_error). Never fails.
  */
 void translate_error_to_openai(arena_t *arena, int status, const char *text,
                                size_t len, translate_error_t *out);
@@ -195,14 +202,13 @@ void translate_error_to_openai(arena_t *arena, int status, const char *text,
  * 504 timeout_error, other 4xx invalid_request_error, other 5xx
  * api_error. Never fails.
  */
-void translate_error_to_anthropic(arena_t *arena, int status,
-                                  const char *text, size_t len,
-                                  translate_error_t *out);
+void translate_error_to_anthropic(arena_t *arena, int status, const char *text,
+                                  size_t len, translate_error_t *out);
 
 /* Writes Anthropic's error body for status (type as above) with message.
  * Returns arena memory, its length in *len. */
-char *translate_anthropic_error(arena_t *arena, int status,
-                                const char *message, size_t *len);
+char *translate_anthropic_error(arena_t *arena, int status, const char *message,
+                                size_t *len);
 
 /* Writes OpenAI's {error:{message,type,param,code}}; param and code may be
  * NULL (written as null). Returns arena memory, its length in *len. */
