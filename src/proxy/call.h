@@ -9,9 +9,11 @@
 #include "config/config.h"
 #include "http/gateway.h"
 #include "ledger/ledger.h"
+#include "proxy/translate.h"
 #include "proxy/chat.h"
 #include "upstream/sse.h"
 #include "upstream/upstream.h"
+#include "upstream/usage.h"
 #include "util/arena.h"
 #include "util/clock.h"
 
@@ -56,6 +58,16 @@ typedef struct chat_call {
     clock_timer_t *first_byte_timer;
     clock_timer_t *total_timer;
     struct event *hangup_watch; /* the caller's socket while we wait */
+
+    /* The answer, read in the provider's dialect (answer.c). */
+    bool gemini;
+    usage_anthropic_stream_t anth;
+    usage_responses_stream_t responses;
+    translate_stream_t ts;
+    buf_t tout;             /* translated bytes for the caller */
+    const char *reply_body; /* a plain answer as the caller gets it */
+    size_t reply_len;
+    int64_t est_out; /* estimated tokens of the text that passed */
 } chat_call_t;
 
 static inline void copy_str(char *dst, size_t size, const char *src)
@@ -83,6 +95,10 @@ bool request_read(chat_call_t *call, struct json_object *obj,
  * negative errno code. */
 int request_build_body(chat_call_t *call, const char *body, size_t len);
 
+/* An OpenAI chat request rewritten for an Anthropic model into
+ * call->body. Returns 0, or -EINVAL after answering 400. */
+int request_translate(chat_call_t *call, struct json_object *obj);
+
 /* Checks that the model's provider serves the call's surface and sets
  * call->translate; returns false after answering 400 when it does not. */
 bool request_check_route(chat_call_t *call);
@@ -90,5 +106,30 @@ bool request_check_route(chat_call_t *call);
 /* Fills the URL, key and headers of the upstream request for the call's
  * surface and provider kind (strings live in the call's arena). */
 void request_upstream(chat_call_t *call, upstream_request_t *rq);
+
+/* Sets up the answer state once the route is known. */
+void answer_init(chat_call_t *call);
+void answer_free(chat_call_t *call);
+
+/* One upstream SSE event: reads what it says and gives the bytes the
+ * caller should see (the event itself, its translation, or nothing). */
+int answer_stream_event(chat_call_t *call, const sse_event_t *ev,
+                        const char **out, size_t *out_len);
+
+/* The stream has ended: puts its usage and model into the attempt.
+ * Returns false when it ended before its provider's last event. */
+bool answer_stream_end(chat_call_t *call);
+
+/* The event that tells a streaming caller the stream failed. */
+char *answer_stream_error(chat_call_t *call, const char *code,
+                          const char *message);
+
+/* A plain answer (obj parsed from call->resp): reads usage and model,
+ * sets call->reply_body for the caller (translated when the route
+ * translates) and returns the status the caller gets. */
+int answer_plain(chat_call_t *call, struct json_object *obj, int status);
+
+/* Fills in usage the provider never sent, marked estimated. */
+void answer_estimate(chat_call_t *call);
 
 #endif

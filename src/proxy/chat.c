@@ -34,8 +34,6 @@
  * to a slow caller, and resumes once it has all gone out. */
 #define STREAM_BACKLOG_MAX (256 * 1024)
 
-
-
 static void on_client_close(struct evhttp_connection *conn, void *arg);
 
 /* The ledger's endpoint column, by surface. */
@@ -102,9 +100,14 @@ static void price_attempt(chat_call_t *call)
     if (call->resp_model[0] != '\0')
         copy_str(att->upstream_model, sizeof(att->upstream_model),
                  call->resp_model);
+    if (!att->usage.present && !call->unreachable &&
+        (att->http_status == 200 || att->http_status == 0))
+        answer_estimate(call);
+    /* Usage Tollgate counted itself prices as COST_ESTIMATED. */
     cost = billing_cost(price, &att->usage);
     att->cost_status = cost.status;
     att->cost = cost.status == COST_PRICED ? cost.total : 0;
+    att->cost_estimate = cost.status == COST_ESTIMATED ? cost.total : 0;
     if (price != NULL)
         snprintf(att->price_source, sizeof(att->price_source), "%.80s#%.78s",
                  price->source, price->model);
@@ -122,6 +125,9 @@ static void usage_add(usage_t *sum, const usage_t *u)
     sum->output_tokens += u->output_tokens;
     sum->reasoning_tokens += u->reasoning_tokens;
     sum->audio_out_tokens += u->audio_out_tokens;
+    sum->cache_write_1h_tokens += u->cache_write_1h_tokens;
+    sum->web_searches += u->web_searches;
+    sum->estimated |= u->estimated;
 }
 
 /* Rolls the attempts up into the outcome. An outcome is priced only when
@@ -129,12 +135,15 @@ static void usage_add(usage_t *sum, const usage_t *u)
 static void outcome_total(ledger_outcome_t *rec)
 {
     rec->cost = 0;
+    rec->cost_estimate = 0;
     rec->cost_status = COST_NONE;
     memset(&rec->usage, 0, sizeof(rec->usage));
     for (int i = 0; i < rec->n_attempts; i++) {
         ledger_attempt_t *a = &rec->attempts[i];
 
         usage_add(&rec->usage, &a->usage);
+        if (a->cost_status == COST_ESTIMATED)
+            rec->cost_estimate += a->cost_estimate;
         if (a->cost_status == COST_NONE)
             continue;
         if (a->cost_status == COST_PRICED) {
@@ -168,15 +177,16 @@ static void log_outcome(const ledger_outcome_t *rec)
 }
 
 /* A request the provider received and answered with no usage (a cut
- * stream, a timeout, a drain) may well be billed: unknown, never free.
- * Only a provider's error status or no contact at all costs nothing. */
+ * stream, a timeout, a drain) may well be billed: never free. Its usage
+ * is estimated and priced as such. Only a provider's error status or no
+ * contact at all costs nothing. */
 static void settle_attempt(chat_call_t *call)
 {
     ledger_attempt_t *att = call->att;
 
     if (att != NULL && att->cost_status == COST_NONE && !call->unreachable &&
         (att->http_status == 200 || att->http_status == 0))
-        att->cost_status = COST_USAGE_MISSING;
+        price_attempt(call);
 }
 
 static void stop_hangup_watch(chat_call_t *call)
@@ -218,6 +228,7 @@ static void call_finish(chat_call_t *call)
         call->next->prev = call->prev;
     buf_free(&call->resp);
     sse_free(&call->sse);
+    answer_free(call);
     arena_free(call->arena);
     gateway_call_done(gw);
 }
@@ -253,9 +264,15 @@ static void add_cost_header(chat_call_t *call)
         pico_format_usd(0, usd, sizeof(usd));
     else if (att->cost_status == COST_PRICED)
         pico_format_usd(att->cost, usd, sizeof(usd));
+    else if (att->cost_status == COST_ESTIMATED)
+        copy_str(usd, sizeof(usd), "estimated");
     else
         copy_str(usd, sizeof(usd), "unpriced");
     add_header(call, "x-tollgate-cost-usd", usd);
+    if (att != NULL && att->cost_status == COST_ESTIMATED) {
+        pico_format_usd(att->cost_estimate, usd, sizeof(usd));
+        add_header(call, "x-tollgate-cost-estimate-usd", usd);
+    }
 }
 
 /* Ends the call with an error answer (nothing was sent yet). */
@@ -313,12 +330,12 @@ static void stream_fail(chat_call_t *call, const char *code,
 {
     char *event;
 
+    /* What a cut stream reported is at most a lower bound. */
+    answer_stream_end(call);
+    answer_estimate(call);
+    price_attempt(call);
     copy_str(call->rec->error_type, sizeof(call->rec->error_type), code);
-    event = arena_printf(call->arena,
-                         "data: {\"error\":{\"message\":\"%s\",\"type\":"
-                         "\"upstream_error\",\"param\":null,\"code\":"
-                         "\"%s\"}}\n\n",
-                         message, code);
+    event = answer_stream_error(call, code, message);
     stream_write(call, event, strlen(event));
     detach_client(call);
     evhttp_send_reply_end(call->req);
@@ -398,81 +415,18 @@ static void start_stream_reply(chat_call_t *call)
     call->reply_started = true;
 }
 
-static bool has_nonempty_content(const char *data, size_t len)
-{
-    const char *p = data, *end = data + len;
-
-    while ((p = memmem(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
-        p += 9;
-        while (p < end && (*p == ' ' || *p == ':'))
-            p++;
-        if (p + 1 < end && p[0] == '"' && p[1] != '"')
-            return true;
-    }
-    return memmem(data, len, "\"tool_calls\":[", 14) != NULL;
-}
-
-/* Whether a chunk may carry usage: every chunk but the last says
- * "usage":null, and parsing each one would cost more than the proxying. */
-static bool usage_present(const char *data, size_t len)
-{
-    const char *end = data + len;
-    const char *p = memmem(data, len, "\"usage\"", 7);
-
-    if (p == NULL)
-        return false;
-    p += 7;
-    while (p < end && (*p == ' ' || *p == ':' || *p == '\t'))
-        p++;
-    return !(end - p >= 4 && memcmp(p, "null", 4) == 0);
-}
-
-/* Reads usage, model and errors from one chunk. Returns true when the
- * chunk is the usage-only chunk the caller did not ask for. */
-static bool inspect_chunk(chat_call_t *call, const sse_event_t *ev)
-{
-    struct json_object *obj, *v;
-    bool drop = false;
-
-    if (!call->saw_content && has_nonempty_content(ev->data, ev->data_len))
-        call->saw_content = true;
-    if (!usage_present(ev->data, ev->data_len) &&
-        memmem(ev->data, ev->data_len, "\"error\"", 7) == NULL &&
-        call->resp_model[0] != '\0')
-        return false;
-    obj = json_tokener_parse(ev->data);
-    if (obj == NULL || !json_object_is_type(obj, json_type_object))
-        goto out;
-    if (json_object_object_get_ex(obj, "model", &v) &&
-        json_object_is_type(v, json_type_string))
-        copy_str(call->resp_model, sizeof(call->resp_model),
-                 json_object_get_string(v));
-    if (json_object_object_get_ex(obj, "error", &v) && v != NULL)
-        call->stream_error = true;
-    if (json_object_object_get_ex(obj, "usage", &v) && v != NULL &&
-        openai_read_usage(v, &call->att->usage) == 0) {
-        struct json_object *choices;
-
-        drop = !call->caller_wants_usage &&
-               json_object_object_get_ex(obj, "choices", &choices) &&
-               json_object_is_type(choices, json_type_array) &&
-               json_object_array_length(choices) == 0;
-    }
-out:
-    json_object_put(obj);
-    return drop;
-}
-
 static int on_sse_event(void *ctx, const sse_event_t *ev)
 {
     chat_call_t *call = ctx;
 
+    const char *out;
+    size_t len;
+
     if (call->client_gone)
         return -1;
-    if (!(ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) &&
-        inspect_chunk(call, ev))
-        return 0;
-    stream_write(call, ev->raw, ev->raw_len);
+    answer_stream_event(call, ev, &out, &len);
+    if (len > 0)
+        stream_write(call, out, len);
     return 0;
 }
 
@@ -521,7 +475,9 @@ static int on_up_data(void *ctx, const char *data, size_t len)
 
 static void finish_stream(chat_call_t *call, int curl_code)
 {
-    if (curl_code != 0 || sse_pending(&call->sse) > 0) {
+    bool whole = answer_stream_end(call);
+
+    if (curl_code != 0 || sse_pending(&call->sse) > 0 || !whole) {
         stream_fail(call, "upstream_cut",
                     "the provider's stream ended before it was complete");
         return;
@@ -549,7 +505,7 @@ static void reply_plain(chat_call_t *call, int status)
         add_header(call, "retry-after", call->retry_after);
     if (call->request_id[0] != '\0')
         add_header(call, "x-request-id", call->request_id);
-    evbuffer_add(out, call->resp.data ? call->resp.data : "", call->resp.len);
+    evbuffer_add(out, call->reply_body, call->reply_len);
     call->rec->http_status = status;
     detach_client(call);
     evhttp_send_reply(call->req, status, NULL, out);
@@ -560,7 +516,7 @@ static void reply_plain(chat_call_t *call, int status)
 /* A plain answer from the provider: price it and pass it on unchanged. */
 static void finish_plain(chat_call_t *call)
 {
-    struct json_object *obj = NULL, *v;
+    struct json_object *obj = NULL;
     int status = call->up_status;
 
     if (call->resp.len > 0)
@@ -582,18 +538,12 @@ static void finish_plain(chat_call_t *call)
                   "the provider answered with an error that is not JSON");
         return;
     }
-    if (json_object_object_get_ex(obj, "model", &v) &&
-        json_object_is_type(v, json_type_string))
-        copy_str(call->resp_model, sizeof(call->resp_model),
-                 json_object_get_string(v));
-    if (json_object_object_get_ex(obj, "usage", &v))
-        openai_read_usage(v, &call->att->usage);
-    if (status == 200) {
-        call->rec->useful = openai_has_answer(obj);
+    status = answer_plain(call, obj, status);
+    if (call->up_status == 200) {
         price_attempt(call);
     } else {
         snprintf(call->rec->error_type, sizeof(call->rec->error_type),
-                 "upstream_%d", status);
+                 "upstream_%d", call->up_status);
         if (call->att->usage.present)
             price_attempt(call);
     }
@@ -699,6 +649,37 @@ static void send_upstream(chat_call_t *call)
     start_hangup_watch(call);
 }
 
+static bool route_call(chat_call_t *call, struct json_object *obj,
+                       const char *body, size_t len)
+{
+    int rc;
+
+    call->model =
+        config_find_model(call->gw->config, call->rec->requested_model);
+    if (call->model == NULL) {
+        call_fail(call, 404, "invalid_request_error", "model_not_found",
+                  "model",
+                  arena_printf(call->arena,
+                               "the model '%.100s' is not "
+                               "configured on this gateway",
+                               call->rec->requested_model));
+        return false;
+    }
+    if (!request_check_route(call))
+        return false;
+    rc = call->translate ? request_translate(call, obj)
+                         : request_build_body(call, body, len);
+    if (rc == -EINVAL && call->translate)
+        return false; /* answered */
+    if (rc < 0) {
+        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
+                  "the request body could not be edited");
+        return false;
+    }
+    answer_init(call);
+    return true;
+}
+
 static void handle_request(chat_call_t *call, const cfg_key_t *key)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
@@ -710,29 +691,10 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     obj = request_parse(call, body, len);
     if (obj == NULL)
         return;
-    ok = request_read(call, obj, key);
+    ok = request_read(call, obj, key) && route_call(call, obj, body, len);
     json_object_put(obj);
-    if (!ok)
-        return;
-    call->model =
-        config_find_model(call->gw->config, call->rec->requested_model);
-    if (call->model == NULL) {
-        call_fail(call, 404, "invalid_request_error", "model_not_found",
-                  "model",
-                  arena_printf(call->arena,
-                               "the model '%.100s' is not "
-                               "configured on this gateway",
-                               call->rec->requested_model));
-        return;
-    }
-    if (!request_check_route(call))
-        return;
-    if (request_build_body(call, body, len) < 0) {
-        call_fail(call, 400, "invalid_request_error", "invalid_json", NULL,
-                  "the request body could not be edited");
-        return;
-    }
-    send_upstream(call);
+    if (ok)
+        send_upstream(call);
 }
 
 void chat_handle(gateway_t *gw, struct evhttp_request *req, surface_t surface)

@@ -150,8 +150,7 @@ static const char *check_duplicates(chat_call_t *call)
 /* Anthropic's own rules for a messages request, checked before it is
  * sent: messages must be a non-empty array of role/content objects, and
  * max_tokens is required. */
-static const char *check_anthropic(struct json_object *obj,
-                                   const char **param)
+static const char *check_anthropic(struct json_object *obj, const char **param)
 {
     struct json_object *msgs, *max;
 
@@ -237,8 +236,8 @@ static bool read_stream_flag(chat_call_t *call, struct json_object *obj)
         call->stream = json_object_get_boolean(stream);
     }
     if (call->stream && call->surface == SURFACE_EMBEDDINGS) {
-        call_fail(call, 400, "invalid_request_error", "invalid_value",
-                  "stream", "embeddings cannot be streamed");
+        call_fail(call, 400, "invalid_request_error", "invalid_value", "stream",
+                  "embeddings cannot be streamed");
         return false;
     }
     call->rec->streamed = call->stream;
@@ -316,7 +315,6 @@ int request_build_body(chat_call_t *call, const char *body, size_t len)
     return 0;
 }
 
-
 /* Which provider kinds serve which surface. An OpenAI chat caller may
  * reach an Anthropic model (translated); the other surfaces pass through
  * to a provider that speaks them natively. */
@@ -345,8 +343,7 @@ bool request_check_route(chat_call_t *call)
     }
     if (need == NULL)
         return true;
-    call_fail(call, 400, "invalid_request_error", "unsupported_route",
-              "model",
+    call_fail(call, 400, "invalid_request_error", "unsupported_route", "model",
               arena_printf(call->arena,
                            "the model '%.100s' is served by provider '%s' "
                            "(kind %s); this endpoint needs %s",
@@ -362,18 +359,17 @@ static const char *const surface_paths[] = {"chat/completions", "messages",
 void request_upstream(chat_call_t *call, upstream_request_t *rq)
 {
     const cfg_provider_t *prov = call->model->provider;
-    const char *path = surface_paths[call->translate ? SURFACE_MESSAGES
-                                                     : call->surface];
+    const char *path =
+        surface_paths[call->translate ? SURFACE_MESSAGES : call->surface];
     const char **headers = arena_alloc(call->arena, 3 * sizeof(char *));
     size_t n = 0;
 
     rq->api_key = prov->api_key;
     switch (prov->type) {
     case PROVIDER_AZURE:
-        rq->url = arena_printf(call->arena,
-                               "%s/openai/deployments/%s/%s?api-version=%s",
-                               prov->base_url, call->model->upstream, path,
-                               prov->api_version);
+        rq->url = arena_printf(
+            call->arena, "%s/openai/deployments/%s/%s?api-version=%s",
+            prov->base_url, call->model->upstream, path, prov->api_version);
         rq->key_header = "api-key";
         break;
     case PROVIDER_ANTHROPIC:
@@ -396,4 +392,26 @@ void request_upstream(chat_call_t *call, upstream_request_t *rq)
     }
     headers[n] = NULL;
     rq->headers = headers;
+}
+
+/* An OpenAI chat request for an Anthropic model, rewritten. Returns 0,
+ * or -EINVAL after answering 400 with the reason. */
+int request_translate(chat_call_t *call, struct json_object *obj)
+{
+    translate_request_opts_t opts = {
+        .upstream_model = call->model->upstream,
+        .default_max_tokens =
+            call->model->max_tokens > 0 ? call->model->max_tokens : 4096,
+    };
+    translate_request_t out;
+
+    if (translate_request_to_anthropic(call->arena, obj, &opts, &out) < 0) {
+        call_fail(call, 400, "invalid_request_error", "unsupported_for_model",
+                  out.param, out.message);
+        return -EINVAL;
+    }
+    call->body = out.body;
+    call->body_len = out.body_len;
+    call->caller_wants_usage = out.include_usage;
+    return 0;
 }

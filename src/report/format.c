@@ -49,6 +49,10 @@ static const metric_t metrics[] = {
     {"spend_usd", "SPEND_USD", METRIC_USD, AT(spend), AT(has_spend)},
     {"spend_pico", NULL, METRIC_PICO, AT(spend), AT(has_spend)},
     {"unpriced", "UNPRICED", METRIC_COUNT, AT(unpriced), 0},
+    {"unpriced_tokens", NULL, METRIC_COUNT, AT(unpriced_tokens), 0},
+    {"estimated", NULL, METRIC_COUNT, AT(estimated), 0},
+    {"estimate_usd", NULL, METRIC_USD, AT(estimate), 0},
+    {"estimate_pico", NULL, METRIC_PICO, AT(estimate), 0},
     {"useful", "USEFUL", METRIC_COUNT, AT(useful), 0},
     {"cost_per_useful_usd", "USD/USEFUL", METRIC_COST_USD, AT(cost_per_useful),
      AT(has_cost_per_useful)},
@@ -253,11 +257,19 @@ static void table_header(FILE *out, const report_t *report)
 static void table_footer(FILE *out, const report_t *report)
 {
     fputs("\n", out);
+    char usd[40];
+
     if (report->total.unpriced > 0)
         fprintf(out,
-                "Spend leaves out %" PRId64 " unpriced outcomes: their "
-                "cost is unknown, not $0.\n",
-                report->total.unpriced);
+                "Spend leaves out %" PRId64 " outcomes (%" PRId64
+                " tokens) whose exact cost is unknown, not $0.\n",
+                report->total.unpriced, report->total.unpriced_tokens);
+    if (report->total.estimated > 0)
+        fprintf(out,
+                "Of those, %" PRId64 " lost their usage and were counted "
+                "by Tollgate: about $%s.\n",
+                report->total.estimated,
+                pico_format_usd(report->total.estimate, usd, sizeof(usd)));
     fputs("Dollars are rounded to 6 decimals here; --format csv or json "
           "gives them exactly.\n",
           out);

@@ -36,13 +36,16 @@ enum {
     COL_USEFUL,
     COL_LATENCY,
     COL_TTFB,
-    COL_ERROR
+    COL_ERROR,
+    COL_ESTIMATE
 };
 
 static const char scan_columns[] =
     "n_attempts, http_status, input_tokens, cached_tokens, output_tokens,"
     " reasoning_tokens, cost_pico, cost_status, useful, latency_ms,"
-    " ttfb_ms, error_type";
+    " ttfb_ms, error_type, ";
+/* Schema 1 files, not yet migrated by a gateway, have no estimates. */
+static const char estimate_column[2][24] = {"NULL", "cost_estimate_pico"};
 
 /* A growable list of milliseconds; it never holds more than the number
  * of outcomes in the window. */
@@ -205,11 +208,13 @@ static bool add(int64_t *sum, int64_t value)
     return __builtin_add_overflow(*sum, value, sum);
 }
 
-/* Unpriced, usage_missing and invalid_usage: money was probably spent
- * but its amount is unknown. "none" means nothing was billed. */
+/* Unpriced, usage_missing, invalid_usage and estimated: money was
+ * probably spent but its exact amount is unknown. "none" means nothing
+ * was billed. */
 static bool cost_unknown(const char *status)
 {
     return strcmp(status, "unpriced") == 0 ||
+           strcmp(status, "estimated") == 0 ||
            strcmp(status, "usage_missing") == 0 ||
            strcmp(status, "invalid_usage") == 0;
 }
@@ -234,6 +239,12 @@ static void add_outcome(scan_t *scan, sqlite3_stmt *stmt, int n_by)
     row->errors += column(stmt, n_by, COL_STATUS) != 200 ||
                    sqlite3_column_bytes(stmt, n_by + COL_ERROR) > 0;
     row->unpriced += cost_unknown(status);
+    if (cost_unknown(status))
+        overflow |=
+            add(&row->unpriced_tokens,
+                column(stmt, n_by, COL_INPUT) + column(stmt, n_by, COL_OUTPUT));
+    row->estimated += strcmp(status, "estimated") == 0;
+    overflow |= add(&row->estimate, column(stmt, n_by, COL_ESTIMATE));
     row->useful += column(stmt, n_by, COL_USEFUL) != 0;
     row->useful_known +=
         column(stmt, n_by, COL_USEFUL) != 0 && !cost_unknown(status);
@@ -252,26 +263,28 @@ static void add_outcome(scan_t *scan, sqlite3_stmt *stmt, int n_by)
         samples_push(&g->ttfb, ttfb);
 }
 
-static void build_sql(const report_opts_t *opts, char *sql, size_t len)
+static void build_sql(const report_opts_t *opts, int version, char *sql,
+                      size_t len)
 {
     size_t n = (size_t)snprintf(sql, len, "SELECT ");
 
     for (int i = 0; i < opts->n_by; i++)
         n += (size_t)snprintf(sql + n, len - n, "%s, ",
                               dim_columns[opts->by[i]]);
-    snprintf(sql + n, len - n, "%s FROM outcomes WHERE 1%s%s", scan_columns,
+    snprintf(sql + n, len - n, "%s%s FROM outcomes WHERE 1%s%s", scan_columns,
+             estimate_column[version >= 2],
              opts->has_since ? " AND started_ms >= ?1" : "",
              opts->has_until ? " AND started_ms < ?2" : "");
 }
 
-static int scan_ledger(sqlite3 *db, const report_opts_t *opts, scan_t *scan,
-                       char *err, size_t errlen)
+static int scan_ledger(sqlite3 *db, int version, const report_opts_t *opts,
+                       scan_t *scan, char *err, size_t errlen)
 {
     sqlite3_stmt *stmt;
     char sql[1024];
     int rc;
 
-    build_sql(opts, sql, sizeof(sql));
+    build_sql(opts, version, sql, sizeof(sql));
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot read %s: %s", opts->ledger_path,
                  sqlite3_errmsg(db));
@@ -390,8 +403,7 @@ static void set_cost_per_useful(report_row_t *row)
     row->has_spend = row->outcomes == 0 || row->unpriced < row->outcomes;
     row->has_cost_per_useful = row->useful_known > 0 && row->has_spend;
     if (row->has_cost_per_useful)
-        row->cost_per_useful =
-            divide_half_even(row->spend, row->useful_known);
+        row->cost_per_useful = divide_half_even(row->spend, row->useful_known);
 }
 
 static bool add_to_total(report_row_t *total, const report_row_t *row)
@@ -401,6 +413,9 @@ static bool add_to_total(report_row_t *total, const report_row_t *row)
     total->outcomes += row->outcomes;
     total->errors += row->errors;
     total->unpriced += row->unpriced;
+    total->estimated += row->estimated;
+    overflow |= add(&total->unpriced_tokens, row->unpriced_tokens);
+    overflow |= add(&total->estimate, row->estimate);
     total->useful += row->useful;
     total->useful_known += row->useful_known;
     overflow |= add(&total->attempts, row->attempts);
@@ -468,7 +483,8 @@ static void scan_free(scan_t *scan)
 
 /* Opens read-only; fails on a file that is not a ledger of a version
  * this code understands. */
-static int open_ledger(const char *path, sqlite3 **db, char *err, size_t errlen)
+static int open_ledger(const char *path, sqlite3 **db, int *out_version,
+                       char *err, size_t errlen)
 {
     sqlite3_stmt *stmt = NULL;
     int version = -1;
@@ -495,6 +511,7 @@ static int open_ledger(const char *path, sqlite3 **db, char *err, size_t errlen)
                  path, LEDGER_SCHEMA_VERSION, version);
         return -EPROTO;
     }
+    *out_version = version;
     return 0;
 }
 
@@ -503,6 +520,7 @@ int report_query(const report_opts_t *opts, report_t *report, char *err,
 {
     scan_t scan = {0};
     sqlite3 *db = NULL;
+    int version = 0;
     int rc;
 
     memset(report, 0, sizeof(*report));
@@ -512,10 +530,10 @@ int report_query(const report_opts_t *opts, report_t *report, char *err,
         return -EINVAL;
     }
 
-    rc = open_ledger(opts->ledger_path, &db, err, errlen);
+    rc = open_ledger(opts->ledger_path, &db, &version, err, errlen);
     if (rc < 0)
         goto close_db;
-    rc = scan_ledger(db, opts, &scan, err, errlen);
+    rc = scan_ledger(db, version, opts, &scan, err, errlen);
     if (rc < 0)
         goto free_scan;
 

@@ -55,7 +55,11 @@ typedef struct report_row {
     int64_t reasoning_tokens;
     bool has_spend;   /* false when every outcome's cost is unknown */
     pico_t spend;     /* sum over priced outcomes */
-    int64_t unpriced; /* unpriced, usage_missing, invalid_usage */
+    int64_t unpriced; /* cost unknown: unpriced, usage_missing,
+                         invalid_usage or estimated */
+    int64_t unpriced_tokens; /* input + output tokens of those */
+    int64_t estimated;       /* outcomes whose usage Tollgate counted */
+    pico_t estimate;         /* their estimated cost, apart from spend */
     int64_t useful;
     int64_t useful_known;     /* useful outcomes whose cost is known */
     bool has_cost_per_useful; /* false when useful_known is 0 */

@@ -352,6 +352,116 @@ static void test_ledger_reopens_an_existing_file(void **state)
     sqlite3_close(db);
 }
 
+/* Version 1 of the schema, as the first release wrote it. */
+static const char v1_schema[] =
+    "CREATE TABLE outcomes ("
+    " id TEXT PRIMARY KEY,"
+    " started_ms INTEGER NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " team TEXT NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " task TEXT NOT NULL,"
+    " requested_model TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " http_status INTEGER NOT NULL,"
+    " error_type TEXT NOT NULL,"
+    " streamed INTEGER NOT NULL,"
+    " useful INTEGER NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " cached_tokens INTEGER NOT NULL,"
+    " cache_write_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " reasoning_tokens INTEGER NOT NULL,"
+    " cost_status TEXT NOT NULL,"
+    " cost_pico INTEGER,"
+    " latency_ms INTEGER NOT NULL,"
+    " ttfb_ms INTEGER NOT NULL,"
+    " n_attempts INTEGER NOT NULL);"
+    "CREATE INDEX outcomes_started_ms ON outcomes(started_ms);"
+    "CREATE TABLE attempts ("
+    " outcome_id TEXT NOT NULL,"
+    " attempt_no INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " upstream_model TEXT NOT NULL,"
+    " provider TEXT NOT NULL,"
+    " http_status INTEGER NOT NULL,"
+    " error_type TEXT NOT NULL,"
+    " input_tokens INTEGER NOT NULL,"
+    " cached_tokens INTEGER NOT NULL,"
+    " cache_write_tokens INTEGER NOT NULL,"
+    " audio_in_tokens INTEGER NOT NULL,"
+    " output_tokens INTEGER NOT NULL,"
+    " reasoning_tokens INTEGER NOT NULL,"
+    " audio_out_tokens INTEGER NOT NULL,"
+    " cost_status TEXT NOT NULL,"
+    " cost_pico INTEGER,"
+    " price_source TEXT NOT NULL,"
+    " started_ms INTEGER NOT NULL,"
+    " latency_ms INTEGER NOT NULL,"
+    " ttfb_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (outcome_id, attempt_no));";
+
+
+static void test_ledger_migrates_a_version_1_file(void **state)
+{
+    fixture_t *fx = *state;
+    ledger_t *ledger;
+    ledger_outcome_t out;
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO outcomes VALUES ('out_old',"
+                                  " 1, 'chat.completions', 'k', 't', 'o',"
+                                  " 'x', 'm', 'm', 200, '', 0, 1, 10, 0, 0,"
+                                  " 5, 0, 'priced', 77, 1, 1, 1);"
+                                  "PRAGMA user_version=1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    ledger = open_ledger(fx->path, 8);
+    make_outcome(1, &out);
+    out.cost_status = COST_ESTIMATED;
+    out.cost_estimate = 123456;
+    out.usage.estimated = true;
+    out.usage.cache_write_1h_tokens = 7;
+    out.attempts[0].cost_status = COST_ESTIMATED;
+    out.attempts[0].cost_estimate = 123456;
+    out.attempts[0].usage.service_tier = SERVICE_BATCH;
+    snprintf(out.attempts[0].usage.geo, sizeof(out.attempts[0].usage.geo),
+             "us");
+    assert_int_equal(ledger_admit(ledger), 0);
+    ledger_append(ledger, &out);
+    ledger_close(ledger);
+
+    db = open_reader(fx->path);
+    assert_int_equal(query_int64(db, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int64(db, "SELECT cost_pico FROM outcomes"
+                                     " WHERE id = 'out_old'"),
+                     77);
+    assert_int_equal(query_int64(db, "SELECT usage_estimated + web_searches"
+                                     " FROM outcomes WHERE id = 'out_old'"),
+                     0);
+    assert_int_equal(query_int64(db, "SELECT cost_estimate_pico FROM outcomes"
+                                     " WHERE id != 'out_old'"),
+                     123456);
+    assert_int_equal(query_int64(db, "SELECT count(*) FROM outcomes WHERE"
+                                     " cost_pico IS NULL AND usage_estimated"
+                                     " = 1 AND cache_write_1h_tokens = 7"),
+                     1);
+    assert_string_equal(query_text(db, "SELECT service_tier || '/' || geo ||"
+                                       " '/' || cost_status FROM attempts"
+                                       " WHERE attempt_no = 1 AND"
+                                       " outcome_id != 'out_old'"),
+                        "batch/us/estimated");
+    sqlite3_close(db);
+}
+
 static void test_ledger_refuses_a_newer_schema(void **state)
 {
     fixture_t *fx = *state;
@@ -551,6 +661,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ledger_close_drains_the_queue,
                                         setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_ledger_reopens_an_existing_file,
+                                        setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_ledger_migrates_a_version_1_file,
                                         setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_ledger_refuses_a_newer_schema,
                                         setup_dir, teardown_dir),
