@@ -24,6 +24,7 @@ static void usage(FILE *out)
           "  report --ledger FILE [--by task,model|team|key|owner]\n"
           "         [--since TIME] [--until TIME] [--format "
           "table|csv|json]\n"
+          "  prices import FILE [--json] [-v] | prices check --config FILE\n"
           "  hash-key [SECRET]                    SHA-256 of a key for the "
           "config\n"
           "                                       (reads stdin when no "
@@ -193,6 +194,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return report_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "prices") == 0)
+        return prices_main(argc - 1, argv + 1);
     if (strcmp(cmd, "hash-key") == 0)
         return cmd_hash_key(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
