@@ -1,6 +1,7 @@
 /*
  * Builds the simulator's answers: deterministic default text, stream
- * chunk boundaries, token counts and the OpenAI JSON shapes.
+ * chunk boundaries, token counts, and the normalized usage record the
+ * introspection journal keeps for every surface.
  */
 #include "sim_answer.h"
 
@@ -139,7 +140,26 @@ void answer_free(struct answer *answer)
     free(answer->fingerprint);
     free(answer->text);
     free(answer->chunk_ends);
+    free(answer->tool_name);
+    free(answer->tool_id);
     memset(answer, 0, sizeof(*answer));
+}
+
+int64_t answer_pieces_upto(const struct answer *answer, size_t nchunks)
+{
+    size_t end;
+
+    if (nchunks == 0)
+        return 0;
+    if (nchunks > answer->nchunks)
+        nchunks = answer->nchunks;
+    end = answer->chunk_ends[nchunks - 1];
+    return tokens_count(answer->text, end);
+}
+
+int64_t answer_cache_writes(const struct answer *answer)
+{
+    return answer->cache_write_tokens + answer->cache_write_1h_tokens;
 }
 
 static void put(struct json_object *obj, const char *key,
@@ -148,134 +168,54 @@ static void put(struct json_object *obj, const char *key,
     json_object_object_add(obj, key, value);
 }
 
-static struct json_object *int_json(int64_t value)
+/* The tier a reader finds on the wire, in usage_t's words. */
+static const char *normalized_tier(const struct answer *answer,
+                                   enum surface surface)
 {
-    return json_object_new_int64(value);
+    const char *tier = answer->service_tier;
+
+    if (surface == SURFACE_GEMINI || surface == SURFACE_EMBEDDINGS ||
+        surface == SURFACE_AZURE_EMBEDDINGS)
+        return "standard";
+    if (tier[0] == '\0' || strcmp(tier, "default") == 0 ||
+        strcmp(tier, "auto") == 0)
+        return "standard";
+    return tier;
 }
 
-struct json_object *answer_usage_json(const struct answer *answer)
+/* Which counts each surface puts on the wire at all. */
+static bool reports_writes(enum surface surface)
 {
-    int64_t completion = answer->answer_tokens + answer->reasoning_tokens;
-    struct json_object *usage = json_object_new_object();
-    struct json_object *prompt_details = json_object_new_object();
-    struct json_object *completion_details = json_object_new_object();
-
-    put(usage, "prompt_tokens", int_json(answer->prompt_tokens));
-    put(usage, "completion_tokens", int_json(completion));
-    put(usage, "total_tokens", int_json(answer->prompt_tokens + completion));
-
-    put(prompt_details, "cached_tokens", int_json(answer->cached_tokens));
-    put(prompt_details, "audio_tokens", int_json(0));
-    put(usage, "prompt_tokens_details", prompt_details);
-
-    put(completion_details, "reasoning_tokens",
-        int_json(answer->reasoning_tokens));
-    put(completion_details, "audio_tokens", int_json(0));
-    put(completion_details, "accepted_prediction_tokens", int_json(0));
-    put(completion_details, "rejected_prediction_tokens", int_json(0));
-    put(usage, "completion_tokens_details", completion_details);
-    return usage;
+    return surface == SURFACE_CHAT || surface == SURFACE_AZURE ||
+           surface == SURFACE_RESPONSES || surface == SURFACE_MESSAGES;
 }
 
-static const char *finish_reason(const struct answer *answer)
+static bool reports_searches(enum surface surface)
 {
-    return answer->truncated ? "length" : "stop";
+    return surface == SURFACE_RESPONSES || surface == SURFACE_MESSAGES;
 }
 
-static struct json_object *head_json(const struct answer *answer,
-                                     const char *object)
+struct json_object *answer_normalized_json(const struct answer *answer,
+                                           enum surface surface, int64_t output)
 {
     struct json_object *obj = json_object_new_object();
+    bool anthropic = surface == SURFACE_MESSAGES;
+    int64_t writes = reports_writes(surface) ? answer_cache_writes(answer) : 0;
+    int64_t writes_1h = anthropic && !answer->no_cache_split
+                            ? answer->cache_write_1h_tokens
+                            : 0;
+    int64_t searches = reports_searches(surface) ? answer->web_searches : 0;
 
-    put(obj, "id", json_object_new_string(answer->id));
-    put(obj, "object", json_object_new_string(object));
-    put(obj, "created", int_json(answer->created));
-    put(obj, "model", json_object_new_string(answer->model));
-    return obj;
-}
-
-struct json_object *answer_completion_json(const struct answer *answer)
-{
-    struct json_object *obj = head_json(answer, "chat.completion");
-    struct json_object *choices = json_object_new_array();
-    struct json_object *choice = json_object_new_object();
-    struct json_object *message = json_object_new_object();
-
-    put(message, "role", json_object_new_string("assistant"));
-    put(message, "content",
-        json_object_new_string_len(answer->text, (int)answer->text_len));
-    put(message, "refusal", NULL);
-    put(message, "annotations", json_object_new_array());
-
-    put(choice, "index", int_json(0));
-    put(choice, "message", message);
-    put(choice, "logprobs", NULL);
-    put(choice, "finish_reason", json_object_new_string(finish_reason(answer)));
-    json_object_array_add(choices, choice);
-
-    put(obj, "choices", choices);
-    put(obj, "usage", answer_usage_json(answer));
-    put(obj, "service_tier", json_object_new_string("default"));
-    put(obj, "system_fingerprint", json_object_new_string(answer->fingerprint));
-    return obj;
-}
-
-static struct json_object *chunk_delta(const struct answer *answer,
-                                       enum answer_chunk kind, size_t index)
-{
-    struct json_object *delta = json_object_new_object();
-    size_t start, end;
-
-    if (kind == ANSWER_CHUNK_ROLE) {
-        put(delta, "role", json_object_new_string("assistant"));
-        put(delta, "content", json_object_new_string(""));
-        put(delta, "refusal", NULL);
-    } else if (kind == ANSWER_CHUNK_CONTENT) {
-        start = index == 0 ? 0 : answer->chunk_ends[index - 1];
-        end = answer->chunk_ends[index];
-        put(delta, "content",
-            json_object_new_string_len(answer->text + start,
-                                       (int)(end - start)));
-    }
-    return delta;
-}
-
-static struct json_object *chunk_choices(const struct answer *answer,
-                                         enum answer_chunk kind, size_t index)
-{
-    struct json_object *choices = json_object_new_array();
-    struct json_object *choice;
-    const char *finish = NULL;
-
-    if (kind == ANSWER_CHUNK_USAGE)
-        return choices;
-
-    if (kind == ANSWER_CHUNK_FINISH)
-        finish = finish_reason(answer);
-
-    choice = json_object_new_object();
-    put(choice, "index", int_json(0));
-    put(choice, "delta", chunk_delta(answer, kind, index));
-    put(choice, "logprobs", NULL);
-    put(choice, "finish_reason",
-        finish ? json_object_new_string(finish) : NULL);
-    json_object_array_add(choices, choice);
-    return choices;
-}
-
-struct json_object *answer_chunk_json(const struct answer *answer,
-                                      enum answer_chunk kind, size_t index,
-                                      bool with_usage)
-{
-    struct json_object *obj = head_json(answer, "chat.completion.chunk");
-
-    put(obj, "service_tier", json_object_new_string("default"));
-    put(obj, "system_fingerprint", json_object_new_string(answer->fingerprint));
-    put(obj, "choices", chunk_choices(answer, kind, index));
-
-    if (kind == ANSWER_CHUNK_USAGE)
-        put(obj, "usage", answer_usage_json(answer));
-    else if (with_usage)
-        put(obj, "usage", NULL);
+    put(obj, "input_tokens", json_object_new_int64(answer->prompt_tokens));
+    put(obj, "cached_tokens", json_object_new_int64(answer->cached_tokens));
+    put(obj, "cache_write_tokens", json_object_new_int64(writes));
+    put(obj, "cache_write_1h_tokens", json_object_new_int64(writes_1h));
+    put(obj, "output_tokens", json_object_new_int64(output));
+    put(obj, "reasoning_tokens",
+        json_object_new_int64(answer->reasoning_tokens));
+    put(obj, "web_searches", json_object_new_int64(searches));
+    put(obj, "service_tier",
+        json_object_new_string(normalized_tier(answer, surface)));
+    put(obj, "geo", json_object_new_string(anthropic ? answer->geo : ""));
     return obj;
 }

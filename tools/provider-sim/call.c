@@ -1,7 +1,8 @@
 /*
- * Delivers one chat completion on the simulator's clock: a plain reply
- * at ttft + tokens * per_token, or a paced SSE stream, bent by the
- * requested fault, and torn down safely when the client leaves first.
+ * Delivers one answer on the simulator's clock: a plain reply at
+ * ttft + tokens * per_token, or a paced SSE stream of the surface's
+ * planned steps, bent by the requested fault, and torn down safely when
+ * the client leaves first.
  */
 #include "sim_call.h"
 
@@ -25,6 +26,10 @@ static const char *const fault_names[] = {
     [FAULT_CUT] = "cut",
     [FAULT_MALFORMED] = "malformed",
     [FAULT_MIDSTREAM] = "midstream-error",
+    [FAULT_529] = "529",
+    [FAULT_SPENDCAP] = "spendcap",
+    [FAULT_413] = "413",
+    [FAULT_FAILED] = "failed",
 };
 
 #define NFAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
@@ -51,15 +56,37 @@ int fault_parse(const char *name, size_t len, enum sim_fault *fault)
     return -EINVAL;
 }
 
+static bool is_midstream(enum sim_fault fault)
+{
+    return fault == FAULT_MIDSTREAM || fault == FAULT_FAILED;
+}
+
+bool fault_refuses(enum sim_fault fault, bool stream)
+{
+    switch (fault) {
+    case FAULT_429:
+    case FAULT_500:
+    case FAULT_503:
+    case FAULT_529:
+    case FAULT_SPENDCAP:
+    case FAULT_413:
+        return true;
+    default:
+        return is_midstream(fault) && !stream;
+    }
+}
+
 static void call_fire(void *arg);
 static void call_closed(struct evhttp_connection *evcon, void *arg);
 static void call_watch(evutil_socket_t fd, short what, void *arg);
 
-struct call *call_new(struct sim *sim, struct evhttp_request *req)
+struct call *call_new(struct sim *sim, struct evhttp_request *req,
+                      const struct call_ops *ops)
 {
     struct call *call = util_xcalloc(1, sizeof(*call));
 
     call->sim = sim;
+    call->ops = ops;
     call->req = req;
     call->evcon = evhttp_request_get_connection(req);
     call->out = evbuffer_new();
@@ -74,6 +101,22 @@ struct call *call_new(struct sim *sim, struct evhttp_request *req)
         sim->calls->prev = call;
     sim->calls = call;
     return call;
+}
+
+void call_plan_add(struct call *call, int kind, size_t index, int64_t group)
+{
+    struct call_step *step;
+
+    /* Grow by doubling: a plan has a few steps per content chunk. */
+    if ((call->nsteps & (call->nsteps - 1)) == 0) {
+        size_t cap = call->nsteps ? 2 * call->nsteps : 2;
+
+        call->steps = util_xrealloc(call->steps, cap * sizeof(*step));
+    }
+    step = &call->steps[call->nsteps++];
+    step->kind = kind;
+    step->index = index;
+    step->group = group;
 }
 
 size_t call_count(const struct sim *sim)
@@ -101,12 +144,9 @@ static void call_free(struct call *call)
         event_free(call->watch);
     evbuffer_free(call->out);
     answer_free(&call->answer);
+    json_object_put(call->payload);
+    free(call->steps);
     free(call);
-}
-
-static bool is_error_fault(enum sim_fault fault)
-{
-    return fault == FAULT_429 || fault == FAULT_500 || fault == FAULT_503;
 }
 
 static void put(struct json_object *obj, const char *key,
@@ -129,16 +169,33 @@ static const char *replay_word(enum answer_replay replay)
     return NULL;
 }
 
+/* Output the usage sent covers: all of it, or what a failed stream
+ * got out before it failed. */
+static int64_t output_sent(const struct call *call)
+{
+    const struct answer *a = &call->answer;
+    int64_t pieces = a->answer_tokens;
+
+    if (is_midstream(call->fault) && call->stream)
+        pieces = answer_pieces_upto(a, call_chunks_before_fault(call));
+    return pieces + a->reasoning_tokens;
+}
+
 /* One /_sim/usage record for what this call sent. */
 static void record(struct call *call, bool usage_sent, bool client_gone)
 {
     struct json_object *rec = json_object_new_object();
     const struct answer *a = &call->answer;
+    enum surface surface = call->ops->surface;
 
     put(rec, "id", call->refused ? NULL : string_or_null(a->id));
+    put(rec, "surface", json_object_new_string(surface_name(surface)));
     put(rec, "model", string_or_null(a->model));
     put(rec, "stream", json_object_new_boolean(call->stream));
-    put(rec, "usage", usage_sent ? answer_usage_json(a) : NULL);
+    put(rec, "usage", usage_sent ? call->ops->usage_json(call) : NULL);
+    put(rec, "normalized",
+        usage_sent ? answer_normalized_json(a, surface, output_sent(call))
+                   : NULL);
     put(rec, "fault", string_or_null(fault_name(call->fault)));
     put(rec, "replay", string_or_null(replay_word(a->replay)));
     put(rec, "client_gone", json_object_new_boolean(client_gone));
@@ -173,51 +230,20 @@ static void add_common_headers(struct call *call, const char *type)
     const char *replay = replay_word(call->answer.replay);
 
     add_header(call, "Content-Type", type);
-    add_header(call, "x-request-id", call->answer.request_id);
+    call->ops->add_headers(call);
     if (replay != NULL)
         add_header(call, "x-sim-replay", replay);
 }
 
-static void send_error_fault(struct call *call)
+static const char *plain_text(struct call *call, struct json_object **obj,
+                              size_t *len)
 {
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(call->req);
-
-    call->refused = true;
-    evhttp_add_header(headers, "x-request-id", call->answer.request_id);
-    if (call->fault == FAULT_429) {
-        evhttp_add_header(headers, "retry-after", "7");
-        evhttp_add_header(headers, "x-ratelimit-limit-requests", "500");
-        evhttp_add_header(headers, "x-ratelimit-remaining-requests", "0");
-        evhttp_add_header(headers, "x-ratelimit-reset-requests", "7s");
-        evhttp_add_header(headers, "x-ratelimit-limit-tokens", "30000");
-        evhttp_add_header(headers, "x-ratelimit-remaining-tokens", "0");
-        evhttp_add_header(headers, "x-ratelimit-reset-tokens", "7s");
-        server_send_error(call->req, 429, "requests",
-                          "Rate limit reached for requests (simulated). "
-                          "Please try again in 7s.",
-                          NULL, "rate_limit_exceeded");
-    } else if (call->fault == FAULT_503) {
-        server_send_error(call->req, 503, "service_unavailable_error",
-                          "The server is overloaded or not ready yet "
-                          "(simulated).",
-                          NULL, "server_is_overloaded");
-    } else {
-        server_send_error(call->req, 500, "server_error",
-                          "The server had an error while processing your "
-                          "request. Sorry about that! (simulated)",
-                          NULL, NULL);
-    }
-}
-
-static const char *completion_json(struct call *call, struct json_object **obj,
-                                   size_t *len)
-{
-    *obj = answer_completion_json(&call->answer);
+    *obj = call->ops->plain_json(call);
     return json_object_to_json_string_length(*obj, SERVER_JSON_FLAGS, len);
 }
 
 /* Closes the socket under the pending reply so the client sees it end
- * early: no more body, no final chunk, no [DONE]. */
+ * early: no more body, no final chunk, no end event. */
 static void cut_flushed(struct evhttp_connection *evcon, void *arg)
 {
     struct call *call = arg;
@@ -233,7 +259,7 @@ static void send_plain_cut(struct call *call)
 {
     struct json_object *obj;
     size_t len;
-    const char *json = completion_json(call, &obj, &len);
+    const char *json = plain_text(call, &obj, &len);
     char length[32];
 
     snprintf(length, sizeof(length), "%zu", len);
@@ -258,7 +284,7 @@ static void send_plain(struct call *call)
         return;
     }
 
-    json = completion_json(call, &obj, &len);
+    json = plain_text(call, &obj, &len);
     if (call->fault == FAULT_MALFORMED)
         len /= 2;
     add_common_headers(call, "application/json");
@@ -270,123 +296,108 @@ static void send_plain(struct call *call)
     finish(call, call->fault != FAULT_MALFORMED);
 }
 
-static void send_event(struct call *call, struct json_object *obj,
-                       bool cut_after)
+void call_sse(struct evbuffer *out, const char *name, struct json_object *obj)
 {
     size_t len;
     const char *json =
         json_object_to_json_string_length(obj, SERVER_JSON_FLAGS, &len);
 
-    evbuffer_add(call->out, "data: ", 6);
-    evbuffer_add(call->out, json, len);
-    evbuffer_add(call->out, "\n\n", 2);
+    if (name != NULL)
+        evbuffer_add_printf(out, "event: %s\n", name);
+    evbuffer_add(out, "data: ", 6);
+    evbuffer_add(out, json, len);
+    evbuffer_add(out, "\n\n", 2);
     json_object_put(obj);
-
-    if (cut_after)
-        evhttp_send_reply_chunk_with_cb(call->req, call->out, cut_flushed,
-                                        call);
-    else
-        evhttp_send_reply_chunk(call->req, call->out);
 }
 
-static void send_chunk(struct call *call, enum answer_chunk kind, size_t index,
-                       bool cut_after)
-{
-    send_event(
-        call,
-        answer_chunk_json(&call->answer, kind, index, call->include_usage),
-        cut_after);
-}
-
-static void send_stream_end(struct call *call)
-{
-    send_chunk(call, ANSWER_CHUNK_FINISH, 0, false);
-    if (call->include_usage)
-        send_chunk(call, ANSWER_CHUNK_USAGE, 0, false);
-
-    evbuffer_add(call->out, "data: [DONE]\n\n", 14);
-    evhttp_send_reply_chunk(call->req, call->out);
-    detach(call);
-    evhttp_send_reply_end(call->req);
-    finish(call, call->include_usage);
-}
-
-static void send_midstream_error(struct call *call)
-{
-    struct json_object *obj = json_object_new_object();
-
-    json_object_object_add(
-        obj, "error",
-        server_error_json("server_error",
-                          "The server had an error while processing your "
-                          "request. Sorry about that! (simulated)",
-                          NULL, NULL));
-    send_event(call, obj, false);
-    detach(call);
-    evhttp_send_reply_end(call->req);
-    finish(call, false);
-}
-
-/* Chunks the stream sends before its fault takes over. */
-static size_t chunks_before_fault(const struct call *call)
+size_t call_chunks_before_fault(const struct call *call)
 {
     size_t n = call->answer.nchunks;
 
     if (call->fault == FAULT_CUT)
         return n / 2;
-    if (call->fault == FAULT_MIDSTREAM)
+    if (is_midstream(call->fault))
         return n < 2 * MIDSTREAM_CHUNKS ? n / 2 : MIDSTREAM_CHUNKS;
     return n;
 }
 
+/* True when step i is the first one a cut or mid-stream fault stops. */
+static bool stopped_at(const struct call *call, size_t i)
+{
+    if (call->fault != FAULT_CUT && !is_midstream(call->fault))
+        return false;
+    if (i >= call->nsteps)
+        return true;
+    return call->steps[i].group >= (int64_t)call_chunks_before_fault(call);
+}
+
 /* Content chunk k is due at ttft + k * per_token; the end goes with the
- * last chunk. */
-static uint64_t chunk_due(const struct call *call, size_t k)
+ * last chunk, the events before the content with the first. */
+static uint64_t step_due(const struct call *call, size_t i)
 {
     size_t n = call->answer.nchunks;
     size_t last = n > 0 ? n - 1 : 0;
+    int64_t group = i < call->nsteps ? call->steps[i].group : (int64_t)n;
+    size_t k = group < 0 ? 0 : (size_t)group;
 
     if (k > last)
         k = last;
     return call->start_ms + call->ttft_ms + (uint64_t)k * call->per_token_ms;
 }
 
+static void end_stream(struct call *call, bool usage_sent)
+{
+    evhttp_send_reply_chunk(call->req, call->out);
+    detach(call);
+    evhttp_send_reply_end(call->req);
+    finish(call, usage_sent);
+}
+
 static void start_stream(struct call *call)
 {
-    bool cut_now = call->fault == FAULT_CUT && chunks_before_fault(call) == 0;
-
     add_common_headers(call, "text/event-stream; charset=utf-8");
     add_header(call, "Cache-Control", "no-cache");
     evhttp_send_reply_start(call->req, 200, "OK");
     call->started = true;
-    send_chunk(call, ANSWER_CHUNK_ROLE, 0, cut_now);
+}
+
+/* Sends one step; the last step before a cut carries the cut with it. */
+static void send_step(struct call *call)
+{
+    size_t i = call->next_step++;
+
+    call->ops->render(call, i, call->out);
+    if (call->fault == FAULT_CUT && stopped_at(call, call->next_step))
+        evhttp_send_reply_chunk_with_cb(call->req, call->out, cut_flushed,
+                                        call);
+    else
+        evhttp_send_reply_chunk(call->req, call->out);
 }
 
 /*
- * Sends every stream event due by now. Returns false once the call is
+ * Sends every stream step due by now. Returns false once the call is
  * finished and freed; a cut call stays pending until its flush.
  */
 static bool stream_step(struct call *call, uint64_t now)
 {
-    size_t stop = chunks_before_fault(call);
-
     for (;;) {
-        if (call->fault == FAULT_CUT && call->next_chunk >= stop)
+        size_t i = call->next_step;
+
+        if (call->fault == FAULT_CUT && i > 0 && stopped_at(call, i))
             return true;
-        if (call->next_chunk >= stop) {
-            if (call->fault == FAULT_MIDSTREAM)
-                send_midstream_error(call);
-            else
-                send_stream_end(call);
+        if (is_midstream(call->fault) && stopped_at(call, i)) {
+            end_stream(call, call->ops->stream_error(call, call->out));
             return false;
         }
-        if (now < chunk_due(call, call->next_chunk)) {
-            vclock_timer_arm(&call->timer, chunk_due(call, call->next_chunk));
+        if (i >= call->nsteps) {
+            end_stream(call, call->ops->stream_has_usage(call));
+            return false;
+        }
+        if (now < step_due(call, i)) {
+            vclock_timer_arm(&call->timer, step_due(call, i));
             return true;
         }
-        send_chunk(call, ANSWER_CHUNK_CONTENT, call->next_chunk,
-                   call->fault == FAULT_CUT && call->next_chunk + 1 >= stop);
-        call->next_chunk++;
+        send_step(call);
     }
 }
 
@@ -416,8 +427,8 @@ static bool call_step(struct call *call)
     }
 
     if (!call->started) {
-        if (now < chunk_due(call, 0)) {
-            vclock_timer_arm(&call->timer, chunk_due(call, 0));
+        if (now < step_due(call, 0)) {
+            vclock_timer_arm(&call->timer, step_due(call, 0));
             return true;
         }
         start_stream(call);
@@ -484,13 +495,15 @@ static void call_closed(struct evhttp_connection *evcon, void *arg)
 void call_begin(struct call *call)
 {
     /* A plain call cannot fail mid-stream; it fails as a 500 instead. */
-    if (is_error_fault(call->fault) ||
-        (call->fault == FAULT_MIDSTREAM && !call->stream)) {
-        send_error_fault(call);
+    if (fault_refuses(call->fault, call->stream)) {
+        call->refused = true;
+        call->ops->refuse(call);
         finish(call, false);
         return;
     }
 
+    if (call->stream)
+        call->ops->plan(call);
     call->start_ms = vclock_now(&call->sim->clock);
     if (call->fault == FAULT_STALL)
         call->start_ms += call->sim->cfg.stall_ms;

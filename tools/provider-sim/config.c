@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  --models a,b,c               known models; others get 404\n"
     "  --reasoning-prefix P         models named P* report reasoning\n"
     "  --snapshot MODEL=SNAPSHOT    answer MODEL requests as SNAPSHOT\n"
+    "  --azure-deployment NAME=MODEL  an Azure deployment and its model\n"
     "  --replay-routellm FILE       replay RouteLLM gsm8k_responses.csv\n"
     "  --replay-jsonl FILE          replay {model,prompt,response} lines\n"
     "  --stall-ms N                 how long the stall fault waits\n"
@@ -41,6 +42,7 @@ enum option_id {
     OPT_MODELS,
     OPT_REASONING,
     OPT_SNAPSHOT,
+    OPT_AZURE,
     OPT_REPLAY_CSV,
     OPT_REPLAY_JSONL,
     OPT_STALL,
@@ -57,6 +59,7 @@ static const struct option options[] = {
     {"models", required_argument, NULL, OPT_MODELS},
     {"reasoning-prefix", required_argument, NULL, OPT_REASONING},
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"azure-deployment", required_argument, NULL, OPT_AZURE},
     {"replay-routellm", required_argument, NULL, OPT_REPLAY_CSV},
     {"replay-jsonl", required_argument, NULL, OPT_REPLAY_JSONL},
     {"stall-ms", required_argument, NULL, OPT_STALL},
@@ -130,19 +133,20 @@ static int add_latency(struct sim_config *cfg, const char *arg)
     return 0;
 }
 
-static int add_snapshot(struct sim_config *cfg, const char *arg)
+/* NAME=VALUE into a growing pair list (snapshots, Azure deployments). */
+static int add_pair(struct sim_snapshot **list, size_t *count,
+                    const char *option, const char *arg, const char *form)
 {
     const char *eq = strchr(arg, '=');
-    struct sim_snapshot *snap;
+    struct sim_snapshot *pair;
 
     if (eq == NULL || eq == arg || eq[1] == '\0')
-        return bad("snapshot", arg, "expected MODEL=SNAPSHOT");
+        return bad(option, arg, form);
 
-    cfg->snapshots =
-        util_xrealloc(cfg->snapshots, (cfg->nsnapshots + 1) * sizeof(*snap));
-    snap = &cfg->snapshots[cfg->nsnapshots++];
-    snap->model = dup_str(arg, (size_t)(eq - arg));
-    snap->snapshot = dup_str(eq + 1, strlen(eq + 1));
+    *list = util_xrealloc(*list, (*count + 1) * sizeof(*pair));
+    pair = &(*list)[(*count)++];
+    pair->model = dup_str(arg, (size_t)(eq - arg));
+    pair->snapshot = dup_str(eq + 1, strlen(eq + 1));
     return 0;
 }
 
@@ -212,7 +216,11 @@ static int parse_one(struct sim_config *cfg, int opt, const char *arg)
                     strlen(arg));
         return 0;
     case OPT_SNAPSHOT:
-        return add_snapshot(cfg, arg);
+        return add_pair(&cfg->snapshots, &cfg->nsnapshots, "snapshot", arg,
+                        "expected MODEL=SNAPSHOT");
+    case OPT_AZURE:
+        return add_pair(&cfg->deployments, &cfg->ndeployments,
+                        "azure-deployment", arg, "expected NAME=MODEL");
     case OPT_REPLAY_CSV:
         push_string(&cfg->replay_csv, &cfg->nreplay_csv, arg, strlen(arg));
         return 0;
@@ -266,6 +274,15 @@ static void free_list(char **list, size_t count)
     free(list);
 }
 
+static void free_pairs(struct sim_snapshot *pairs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(pairs[i].model);
+        free(pairs[i].snapshot);
+    }
+    free(pairs);
+}
+
 void sim_config_free(struct sim_config *cfg)
 {
     free(cfg->host);
@@ -273,11 +290,8 @@ void sim_config_free(struct sim_config *cfg)
     for (size_t i = 0; i < cfg->nlatencies; i++)
         free(cfg->latencies[i].model);
     free(cfg->latencies);
-    for (size_t i = 0; i < cfg->nsnapshots; i++) {
-        free(cfg->snapshots[i].model);
-        free(cfg->snapshots[i].snapshot);
-    }
-    free(cfg->snapshots);
+    free_pairs(cfg->snapshots, cfg->nsnapshots);
+    free_pairs(cfg->deployments, cfg->ndeployments);
     free_list(cfg->models, cfg->nmodels);
     free_list(cfg->reasoning_prefixes, cfg->nreasoning);
     free_list(cfg->replay_csv, cfg->nreplay_csv);
@@ -306,6 +320,17 @@ const char *sim_snapshot_for(const struct sim *sim, const char *model)
             return sim->cfg.snapshots[i].snapshot;
     }
     return model;
+}
+
+const char *sim_azure_model_for(const struct sim *sim, const char *name)
+{
+    if (sim->cfg.ndeployments == 0)
+        return SIM_AZURE_DEFAULT_MODEL;
+    for (size_t i = 0; i < sim->cfg.ndeployments; i++) {
+        if (strcmp(sim->cfg.deployments[i].model, name) == 0)
+            return sim->cfg.deployments[i].snapshot;
+    }
+    return NULL;
 }
 
 bool sim_is_reasoning(const struct sim *sim, const char *model)

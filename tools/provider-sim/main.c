@@ -1,7 +1,7 @@
 /*
- * provider-sim: an OpenAI Chat Completions simulator for Tollgate's
- * tests and demo. Parses the command line, loads replay data, serves
- * until SIGTERM or SIGINT, then frees everything and exits.
+ * provider-sim: a simulator of the OpenAI, Anthropic, Azure and Gemini
+ * APIs for Tollgate's tests and demo. Parses the command line, loads
+ * replay data, serves until SIGTERM or SIGINT, then frees everything.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,6 +1,7 @@
 /*
- * HTTP front of the simulator: listener, path routing, bearer-key check,
- * the OpenAI model list and the /_sim endpoints tests drive it with.
+ * HTTP front of the simulator: listener, path routing to each surface,
+ * each surface's key check, the OpenAI model list and the /_sim
+ * endpoints tests drive it with.
  */
 #include "sim_server.h"
 
@@ -14,8 +15,10 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "sim_build.h"
 #include "sim_call.h"
 #include "sim_chat.h"
+#include "sim_surfaces.h"
 #include "sim_util.h"
 
 #define MAX_ADVANCE_MS UINT64_C(1000000000000)
@@ -54,18 +57,24 @@ static const char *reason_phrase(int status)
         return "Bad Request";
     case 401:
         return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
     case 409:
         return "Conflict";
+    case 413:
+        return "Payload Too Large";
     case 429:
         return "Too Many Requests";
     case 500:
         return "Internal Server Error";
     case 503:
         return "Service Unavailable";
+    case 529:
+        return "Overloaded";
     default:
         return NULL;
     }
@@ -98,6 +107,76 @@ void server_send_error(struct evhttp_request *req, int status, const char *type,
 
     put(body, "error", server_error_json(type, message, param, code));
     server_send_json(req, status, body);
+}
+
+/* Google's canonical status name for an HTTP status. */
+static const char *google_status(int code)
+{
+    switch (code) {
+    case 400:
+        return "INVALID_ARGUMENT";
+    case 401:
+        return "UNAUTHENTICATED";
+    case 403:
+        return "PERMISSION_DENIED";
+    case 404:
+        return "NOT_FOUND";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 500:
+        return "INTERNAL";
+    case 503:
+        return "UNAVAILABLE";
+    case 504:
+        return "DEADLINE_EXCEEDED";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+struct json_object *server_gemini_error_json(int code, const char *message)
+{
+    struct json_object *body = json_object_new_object();
+    struct json_object *error = json_object_new_object();
+
+    put(error, "code", json_object_new_int(code));
+    put(error, "message", json_object_new_string(message));
+    put(error, "status", json_object_new_string(google_status(code)));
+    put(body, "error", error);
+    return body;
+}
+
+void server_send_gemini_error(struct evhttp_request *req, int code,
+                              const char *message)
+{
+    server_send_json(req, code, server_gemini_error_json(code, message));
+}
+
+struct json_object *server_anthropic_error_json(const char *type,
+                                                const char *message,
+                                                const char *request_id)
+{
+    struct json_object *body = json_object_new_object();
+    struct json_object *error = json_object_new_object();
+
+    put(error, "type", json_object_new_string(type));
+    put(error, "message", json_object_new_string(message));
+    put(body, "type", json_object_new_string("error"));
+    put(body, "error", error);
+    put(body, "request_id", json_object_new_string(request_id));
+    return body;
+}
+
+void server_send_anthropic_error(struct sim *sim, struct evhttp_request *req,
+                                 int status, const char *type,
+                                 const char *message)
+{
+    char *id = build_id("req_", ++sim->next_id, true);
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "request-id", id);
+    server_send_json(req, status,
+                     server_anthropic_error_json(type, message, id));
+    free(id);
 }
 
 static void send_text(struct evhttp_request *req, int status, const char *text)
@@ -154,6 +233,30 @@ static const char *header(struct evhttp_request *req, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
+/*
+ * The non-OpenAI headers a surface keys on, by lower-case name. The
+ * record gets a "headers" member only when one was sent, so OpenAI
+ * records keep their old shape.
+ */
+static void journal_headers(struct json_object *rec, struct evhttp_request *req)
+{
+    static const char *const names[] = {"x-api-key", "api-key",
+                                        "anthropic-version", "anthropic-beta"};
+    struct json_object *obj = NULL;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *value = header(req, names[i]);
+
+        if (value == NULL)
+            continue;
+        if (obj == NULL)
+            obj = json_object_new_object();
+        put(obj, names[i], json_object_new_string(value));
+    }
+    if (obj != NULL)
+        put(rec, "headers", obj);
+}
+
 /* Bodies that are not UTF-8 cannot be a JSON string; send base64. */
 static void journal_request(struct sim *sim, struct evhttp_request *req)
 {
@@ -176,6 +279,7 @@ static void journal_request(struct sim *sim, struct evhttp_request *req)
         free(b64);
     }
     put(rec, "authorization", string_or_null(header(req, "Authorization")));
+    journal_headers(rec, req);
     journal_push(&sim->requests, rec);
 }
 
@@ -289,7 +393,17 @@ static void route_openai(struct sim *sim, struct evhttp_request *req,
 
     if (strcmp(path, "/v1/chat/completions") == 0) {
         if (is_post(req))
-            chat_handle(sim, req);
+            chat_handle(sim, req, SURFACE_CHAT, NULL);
+        else
+            send_bad_method(req);
+    } else if (strcmp(path, "/v1/responses") == 0) {
+        if (is_post(req))
+            responses_handle(sim, req);
+        else
+            send_bad_method(req);
+    } else if (strcmp(path, "/v1/embeddings") == 0) {
+        if (is_post(req))
+            embeddings_handle(sim, req, NULL);
         else
             send_bad_method(req);
     } else if (strcmp(path, models) == 0 && is_get(req)) {
@@ -415,6 +529,163 @@ static void route_sim(struct sim *sim, struct evhttp_request *req,
         send_bad_url(req);
 }
 
+/* Anthropic reads its key from x-api-key, not Authorization. */
+static bool anthropic_authorized(struct sim *sim, struct evhttp_request *req)
+{
+    const char *key = header(req, "x-api-key");
+
+    if (sim->cfg.key == NULL)
+        return true;
+    if (key == NULL) {
+        server_send_anthropic_error(sim, req, 401, "authentication_error",
+                                    "x-api-key header is required");
+        return false;
+    }
+    if (!same_secret(key, sim->cfg.key)) {
+        server_send_anthropic_error(sim, req, 401, "authentication_error",
+                                    "invalid x-api-key");
+        return false;
+    }
+    return true;
+}
+
+static void route_anthropic(struct sim *sim, struct evhttp_request *req)
+{
+    if (!is_post(req)) {
+        server_send_anthropic_error(sim, req, 405, "invalid_request_error",
+                                    "Method Not Allowed");
+        return;
+    }
+    if (anthropic_authorized(sim, req))
+        messages_handle(sim, req);
+}
+
+/* Gemini: a missing key is unauthenticated, a wrong one invalid. */
+static bool gemini_authorized(struct sim *sim, struct evhttp_request *req)
+{
+    const char *auth = header(req, "Authorization");
+    const char *prefix = "Bearer ";
+
+    if (sim->cfg.key == NULL)
+        return true;
+    if (auth == NULL || strncmp(auth, prefix, strlen(prefix)) != 0) {
+        server_send_gemini_error(req, 401,
+                                 "Request is missing required authentication "
+                                 "credential. Expected an API key.");
+        return false;
+    }
+    if (!same_secret(auth + strlen(prefix), sim->cfg.key)) {
+        server_send_gemini_error(req, 400,
+                                 "API key not valid. Please pass a "
+                                 "valid API key.");
+        return false;
+    }
+    return true;
+}
+
+static void route_gemini(struct sim *sim, struct evhttp_request *req,
+                         const char *path)
+{
+    if (strcmp(path, "/v1beta/openai/chat/completions") != 0) {
+        server_send_gemini_error(req, 404, "Not Found");
+        return;
+    }
+    if (!is_post(req)) {
+        server_send_gemini_error(req, 405, "Method Not Allowed");
+        return;
+    }
+    if (gemini_authorized(sim, req))
+        chat_handle(sim, req, SURFACE_GEMINI, NULL);
+}
+
+static bool azure_authorized(struct sim *sim, struct evhttp_request *req)
+{
+    const char *key = header(req, "api-key");
+
+    if (sim->cfg.key == NULL)
+        return true;
+    if (key != NULL && same_secret(key, sim->cfg.key))
+        return true;
+    server_send_error(req, 401, "invalid_request_error",
+                      "Access denied due to invalid subscription key or "
+                      "wrong API endpoint. Make sure to provide a valid key "
+                      "for an active subscription and use a correct "
+                      "regional API endpoint for your resource.",
+                      NULL, "401");
+    return false;
+}
+
+/* True when the query string holds a non-empty api-version. */
+static bool has_api_version(struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    const char *version;
+    bool found;
+
+    if (query == NULL || evhttp_parse_query_str(query, &params) < 0)
+        return false;
+    version = evhttp_find_header(&params, "api-version");
+    found = version != NULL && version[0] != '\0';
+    evhttp_clear_headers(&params);
+    return found;
+}
+
+static void send_azure_not_found(struct evhttp_request *req)
+{
+    server_send_error(req, 404, "invalid_request_error", "Resource not found",
+                      NULL, "404");
+}
+
+static void send_no_deployment(struct evhttp_request *req)
+{
+    server_send_error(req, 404, "invalid_request_error",
+                      "The API deployment for this resource does not exist. "
+                      "If you created the deployment within the last 5 "
+                      "minutes, please wait a moment and try again.",
+                      NULL, "DeploymentNotFound");
+}
+
+/*
+ * /openai/deployments/{name}/{chat/completions|embeddings}?api-version=
+ * Like Azure, a path or api-version it does not know is a bare 404,
+ * checked before the key.
+ */
+static void route_azure(struct sim *sim, struct evhttp_request *req,
+                        const char *path)
+{
+    const char *prefix = "/openai/deployments/";
+    const char *name = path + strlen(prefix);
+    const char *slash = strchr(name, '/');
+    const char *model;
+    char deployment[128];
+
+    if (strncmp(path, prefix, strlen(prefix)) != 0 || slash == NULL ||
+        slash == name || (size_t)(slash - name) >= sizeof(deployment) ||
+        (strcmp(slash, "/chat/completions") != 0 &&
+         strcmp(slash, "/embeddings") != 0) ||
+        !has_api_version(req)) {
+        send_azure_not_found(req);
+        return;
+    }
+    if (!azure_authorized(sim, req))
+        return;
+    if (!is_post(req)) {
+        send_bad_method(req);
+        return;
+    }
+
+    snprintf(deployment, sizeof(deployment), "%.*s", (int)(slash - name), name);
+    model = sim_azure_model_for(sim, deployment);
+    if (model == NULL)
+        send_no_deployment(req);
+    else if (strcmp(slash, "/embeddings") == 0)
+        embeddings_handle(sim, req, model);
+    else
+        chat_handle(sim, req, SURFACE_AZURE, model);
+}
+
 static void log_request(struct sim *sim, struct evhttp_request *req,
                         const char *path)
 {
@@ -440,7 +711,13 @@ static void route(struct evhttp_request *req, void *arg)
     }
 
     journal_request(sim, req);
-    if (authorized(sim, req))
+    if (strcmp(path, "/v1/messages") == 0)
+        route_anthropic(sim, req);
+    else if (strncmp(path, "/openai/", 8) == 0)
+        route_azure(sim, req, path);
+    else if (strncmp(path, "/v1beta/", 8) == 0)
+        route_gemini(sim, req, path);
+    else if (authorized(sim, req))
         route_openai(sim, req, path);
 }
 

@@ -25,6 +25,7 @@
 #define SIM_JOURNAL_MAX_BYTES (256u * 1024 * 1024)
 #define SIM_MAX_BODY (64u * 1024 * 1024)
 #define SIM_MAX_HEADERS (256u * 1024)
+#define SIM_AZURE_DEFAULT_MODEL "gpt-4o-2024-11-20"
 
 struct sim_latency {
     char *model;
@@ -53,6 +54,8 @@ struct sim_config {
     size_t nreasoning;
     struct sim_snapshot *snapshots;
     size_t nsnapshots;
+    struct sim_snapshot *deployments; /* Azure: name -> model */
+    size_t ndeployments;
     char **replay_csv;
     size_t nreplay_csv;
     char **replay_jsonl;
@@ -90,6 +93,13 @@ void sim_latency_for(const struct sim *sim, const char *model,
 
 /* The model id to answer with: its --snapshot, or model itself. */
 const char *sim_snapshot_for(const struct sim *sim, const char *model);
+
+/*
+ * The model an Azure deployment serves: its --azure-deployment entry,
+ * SIM_AZURE_DEFAULT_MODEL when none was given, or NULL when entries
+ * were given but none names this deployment.
+ */
+const char *sim_azure_model_for(const struct sim *sim, const char *name);
 
 /* True when the model name starts with a --reasoning-prefix. */
 bool sim_is_reasoning(const struct sim *sim, const char *model);

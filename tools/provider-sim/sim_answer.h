@@ -1,7 +1,8 @@
 /*
- * One simulated answer: its text, how the text splits into stream
- * chunks, its usage by the simulator's token rule, and the OpenAI Chat
- * Completions JSON (plain object, stream chunks, usage) built from it.
+ * One simulated answer, whatever the surface: its text (or a tool
+ * call's input JSON), how that text splits into stream chunks, and its
+ * usage counts by the simulator's token rule and the `sim:` directives.
+ * The surfaces render these counts in their own usage semantics.
  */
 #ifndef PROVIDER_SIM_ANSWER_H
 #define PROVIDER_SIM_ANSWER_H
@@ -11,6 +12,8 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+
+#include "sim_surface.h"
 
 #define ANSWER_MAX_WORDS 100000
 
@@ -22,8 +25,8 @@ enum answer_replay {
 
 /* Everything the answer owns is freed by answer_free. */
 struct answer {
-    char *id;          /* chatcmpl-<n> */
-    char *request_id;  /* x-request-id */
+    char *id;          /* chatcmpl-<n>, msg_..., resp_... */
+    char *request_id;  /* x-request-id, request-id */
     char *model;       /* model reported in the response */
     char *fingerprint; /* system_fingerprint */
     int64_t created;
@@ -33,10 +36,20 @@ struct answer {
     size_t nchunks;
     bool truncated; /* finish_reason "length" instead of "stop" */
     enum answer_replay replay;
-    int64_t prompt_tokens;
-    int64_t cached_tokens;
-    int64_t answer_tokens;
+    uint64_t serial;            /* the simulator's answer number */
+    char *tool_name;            /* non-NULL: text is a tool call's input JSON */
+    char *tool_id;              /* toolu_... for that call */
+    int64_t prompt_tokens;      /* all input, cache reads and writes included */
+    int64_t cached_tokens;      /* cache reads */
+    int64_t cache_write_tokens; /* 5-minute cache writes */
+    int64_t cache_write_1h_tokens; /* 1-hour cache writes */
+    int64_t answer_tokens;         /* pieces of text */
     int64_t reasoning_tokens;
+    int64_t web_searches;
+    char service_tier[16]; /* "" when the surface's default applies */
+    char geo[16];          /* "" when no sim:geo was given */
+    bool delta_full;       /* sim:delta_usage=full */
+    bool no_cache_split;   /* sim:cache_split=none */
 };
 
 /*
@@ -57,25 +70,21 @@ void answer_set_text(struct answer *answer, char *text, size_t len,
 
 void answer_free(struct answer *answer);
 
-/* The usage object, OpenAI's shape with every detail field present. */
-struct json_object *answer_usage_json(const struct answer *answer);
+/* Pieces of the text's first `nchunks` stream chunks. */
+int64_t answer_pieces_upto(const struct answer *answer, size_t nchunks);
 
-/* The whole chat.completion object. */
-struct json_object *answer_completion_json(const struct answer *answer);
-
-enum answer_chunk {
-    ANSWER_CHUNK_ROLE,    /* delta {role, content:""} */
-    ANSWER_CHUNK_CONTENT, /* delta {content: chunk i} */
-    ANSWER_CHUNK_FINISH,  /* delta {} with finish_reason */
-    ANSWER_CHUNK_USAGE    /* choices [] with the usage */
-};
+/* All cache writes, both TTLs. */
+int64_t answer_cache_writes(const struct answer *answer);
 
 /*
- * One chat.completion.chunk. with_usage adds "usage": null to the first
- * three kinds, as OpenAI does under stream_options.include_usage.
+ * The /_sim/usage "normalized" object: what a correct reader of the
+ * surface's usage records, in OpenAI's subset semantics (every count
+ * but web_searches a subset of input_tokens or output_tokens). Counts a
+ * surface never reports are 0; output_tokens is `output` (pass
+ * answer_tokens + reasoning_tokens for a finished answer).
  */
-struct json_object *answer_chunk_json(const struct answer *answer,
-                                      enum answer_chunk kind, size_t index,
-                                      bool with_usage);
+struct json_object *answer_normalized_json(const struct answer *answer,
+                                           enum surface surface,
+                                           int64_t output);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * The simulator's HTTP front: binds the listener, routes paths (OpenAI
- * surface, /health, /_sim introspection) and writes replies in
- * OpenAI's JSON and error shapes.
+ * The simulator's HTTP front: binds the listener, routes paths (the
+ * OpenAI, Anthropic, Azure and Gemini surfaces, /health, /_sim
+ * introspection) and writes replies in each provider's error shape.
  */
 #ifndef PROVIDER_SIM_SERVER_H
 #define PROVIDER_SIM_SERVER_H
@@ -36,5 +36,24 @@ void server_send_error(struct evhttp_request *req, int status, const char *type,
 /* The OpenAI error object itself, for use inside a stream. */
 struct json_object *server_error_json(const char *type, const char *message,
                                       const char *param, const char *code);
+
+/* Google's error body {"error":{code,message,status}}, a new reference;
+ * status is the canonical name for the HTTP code (429 -> RESOURCE_...). */
+struct json_object *server_gemini_error_json(int code, const char *message);
+
+/* Replies with code and Google's error body. */
+void server_send_gemini_error(struct evhttp_request *req, int code,
+                              const char *message);
+
+/* Anthropic's error body {"type":"error","error":{type,message},
+ * "request_id"}, a new reference. */
+struct json_object *server_anthropic_error_json(const char *type,
+                                                const char *message,
+                                                const char *request_id);
+
+/* Replies with Anthropic's error body and a fresh request-id header. */
+void server_send_anthropic_error(struct sim *sim, struct evhttp_request *req,
+                                 int status, const char *type,
+                                 const char *message);
 
 #endif
