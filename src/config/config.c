@@ -318,52 +318,71 @@ static void check_provider(loader_t *ld, cfg_provider_t *p)
     }
 }
 
+/* Config price keys: USD per million tokens unless said otherwise. */
+static const struct {
+    const char *name;
+    size_t offset;
+    int64_t scale; /* multiplies the per-million reading */
+} price_keys[] = {
+    {"input", offsetof(price_t, input), 1},
+    {"cached_input", offsetof(price_t, cached_input), 1},
+    {"cache_write", offsetof(price_t, cache_write), 1},
+    {"cache_write_1h", offsetof(price_t, cache_write_1h), 1},
+    {"output", offsetof(price_t, output), 1},
+    {"reasoning_output", offsetof(price_t, reasoning_output), 1},
+    {"audio_input", offsetof(price_t, audio_input), 1},
+    {"audio_output", offsetof(price_t, audio_output), 1},
+    {"long_context_input", offsetof(price_t, tier_input), 1},
+    {"long_context_cached_input", offsetof(price_t, tier_cached_input), 1},
+    {"long_context_cache_write", offsetof(price_t, tier_cache_write), 1},
+    {"long_context_cache_write_1h", offsetof(price_t, tier_cache_write_1h), 1},
+    {"long_context_output", offsetof(price_t, tier_output), 1},
+    /* USD per 1,000 searches, and USD per request. */
+    {"web_search_per_1k", offsetof(price_t, fee_per_web_search), 1000},
+    {"per_request", offsetof(price_t, fee_per_request), 1000000},
+};
+
 static void price_field(loader_t *ld, void *obj, const char *key,
                         struct fy_node *v, int line)
 {
-    static const struct {
-        const char *name;
-        size_t offset;
-    } rates[] = {
-        {"input", offsetof(price_t, input)},
-        {"cached_input", offsetof(price_t, cached_input)},
-        {"cache_write", offsetof(price_t, cache_write)},
-        {"output", offsetof(price_t, output)},
-        {"reasoning_output", offsetof(price_t, reasoning_output)},
-        {"audio_input", offsetof(price_t, audio_input)},
-        {"audio_output", offsetof(price_t, audio_output)},
-    };
     price_t *price = obj;
     const char *s;
+    int64_t n;
 
-    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-        if (strcmp(key, rates[i].name) != 0)
+    if (strcmp(key, "long_context_threshold") == 0) {
+        n = 0;
+        get_int(ld, v, line, key, 1, INT32_MAX, &n);
+        price->tier_threshold = n;
+        return;
+    }
+    for (size_t i = 0; i < sizeof(price_keys) / sizeof(price_keys[0]); i++) {
+        pico_t *rate = (pico_t *)((char *)price + price_keys[i].offset);
+
+        if (strcmp(key, price_keys[i].name) != 0)
             continue;
         s = scalar(ld, v, line, key);
-        if (s != NULL && billing_parse_price(
-                             s, strlen(s), true,
-                             (pico_t *)((char *)price + rates[i].offset)) < 0)
+        if (s != NULL && billing_parse_price(s, strlen(s), true, rate) < 0)
             fail(ld, line,
                  "price %s '%s' is not a decimal number of USD "
                  "per million tokens",
                  key, s);
+        else if (s != NULL)
+            *rate *= price_keys[i].scale;
         return;
     }
     fail(ld, line,
          "unknown price key '%s' (expected input, cached_input, "
-         "cache_write, output, reasoning_output, audio_input, "
-         "audio_output; USD per million tokens)",
+         "cache_write, cache_write_1h, output, reasoning_output, "
+         "audio_input, audio_output, long_context_threshold, "
+         "long_context_input, long_context_cached_input, "
+         "long_context_cache_write, long_context_cache_write_1h, "
+         "long_context_output, web_search_per_1k, per_request)",
          key);
 }
 
 static void price_init(price_t *price)
 {
-    memset(price, 0, sizeof(*price));
-    price->input = price->cached_input = price->cache_write = PRICE_ABSENT;
-    price->output = price->reasoning_output = PRICE_ABSENT;
-    price->audio_input = price->audio_output = PRICE_ABSENT;
-    price->tier_input = price->tier_cached_input = PRICE_ABSENT;
-    price->tier_cache_write = price->tier_output = PRICE_ABSENT;
+    billing_price_init(price, "", "config");
 }
 
 struct model_ctx {
@@ -425,7 +444,7 @@ static void check_model(loader_t *ld, struct model_ctx *mc)
                  m->name ? m->name : "?");
         snprintf(m->price.model, sizeof(m->price.model), "%s",
                  m->name ? m->name : "");
-        snprintf(m->price.source, sizeof(m->price.source), "config:%s",
+        snprintf(m->price.origin, sizeof(m->price.origin), "config#%s",
                  m->name ? m->name : "");
     }
 }

@@ -408,6 +408,18 @@ price_table_t *gateway_load_prices(const config_t *config, FILE *errout)
         }
         log_info("prices: %d entries from %s", n, config->price_files[i]);
     }
+    for (size_t i = 0; i < config->n_aliases; i++) {
+        if (billing_alias(table, config->alias_names[i],
+                          config->alias_targets[i]) < 0) {
+            fprintf(errout,
+                    "%s: aliases: '%s' -> '%s' is not a usable "
+                    "alias (a loop, or a name too long)\n",
+                    config->path, config->alias_names[i],
+                    config->alias_targets[i]);
+            billing_table_free(table);
+            return NULL;
+        }
+    }
     return table;
 }
 

@@ -90,7 +90,9 @@ struct ledger {
     "ALTER TABLE attempts ADD COLUMN geo TEXT NOT NULL DEFAULT '';"            \
     "ALTER TABLE attempts ADD COLUMN usage_estimated INTEGER NOT NULL"         \
     " DEFAULT 0;"                                                              \
-    "ALTER TABLE attempts ADD COLUMN cost_estimate_pico INTEGER;"
+    "ALTER TABLE attempts ADD COLUMN cost_estimate_pico INTEGER;"              \
+    "ALTER TABLE attempts ADD COLUMN cost_flags INTEGER NOT NULL"              \
+    " DEFAULT 0;"
 
 static const char migrate_v2_sql[] = V2_OUTCOME_COLUMNS V2_ATTEMPT_COLUMNS;
 
@@ -118,8 +120,7 @@ static const char schema_sql[] =
     " cost_pico INTEGER,"
     " latency_ms INTEGER NOT NULL,"
     " ttfb_ms INTEGER NOT NULL,"
-    " n_attempts INTEGER NOT NULL);"
-    V2_OUTCOME_COLUMNS
+    " n_attempts INTEGER NOT NULL);" V2_OUTCOME_COLUMNS
     "CREATE INDEX outcomes_started_ms ON outcomes(started_ms);"
     "CREATE TABLE attempts ("
     " outcome_id TEXT NOT NULL,"
@@ -143,8 +144,7 @@ static const char schema_sql[] =
     " started_ms INTEGER NOT NULL,"
     " latency_ms INTEGER NOT NULL,"
     " ttfb_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (outcome_id, attempt_no));"
-    V2_ATTEMPT_COLUMNS;
+    " PRIMARY KEY (outcome_id, attempt_no));" V2_ATTEMPT_COLUMNS;
 
 static const char put_outcome_sql[] =
     "INSERT INTO outcomes (id, started_ms, endpoint, key_id, team, owner,"
@@ -163,9 +163,9 @@ static const char put_attempt_sql[] =
     " reasoning_tokens, audio_out_tokens, cost_status, cost_pico,"
     " price_source, started_ms, latency_ms, ttfb_ms,"
     " cache_write_1h_tokens, web_searches, service_tier, geo,"
-    " usage_estimated, cost_estimate_pico) VALUES (?1, ?2, ?3, ?4, ?5,"
-    " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-    " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+    " usage_estimated, cost_estimate_pico, cost_flags) VALUES (?1, ?2,"
+    " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 
 /* The record's fixed-size strings may fill their array without a NUL. */
 #define BIND_TEXT(stmt, idx, field)                                            \
@@ -238,6 +238,7 @@ static int put_attempt(ledger_t *ledger, const ledger_outcome_t *outcome,
     BIND_TEXT(st, 25, usage->geo);
     sqlite3_bind_int(st, 26, usage->estimated);
     bind_estimate(st, 27, attempt->cost_status, attempt->cost_estimate);
+    sqlite3_bind_int(st, 28, (int)attempt->cost_flags);
     return step_reset(st);
 }
 

@@ -96,7 +96,8 @@ static void price_attempt(chat_call_t *call)
         price = &call->model->price;
     for (int i = 0; price == NULL && i < 4; i++)
         if (names[i] != NULL && names[i][0] != '\0')
-            price = billing_lookup(call->gw->prices, names[i]);
+            price = billing_lookup_at(call->gw->prices, names[i],
+                                      call->rec->started_ms / 1000);
     if (call->resp_model[0] != '\0')
         copy_str(att->upstream_model, sizeof(att->upstream_model),
                  call->resp_model);
@@ -108,9 +109,15 @@ static void price_attempt(chat_call_t *call)
     att->cost_status = cost.status;
     att->cost = cost.status == COST_PRICED ? cost.total : 0;
     att->cost_estimate = cost.status == COST_ESTIMATED ? cost.total : 0;
+    att->cost_flags = cost.flags;
     if (price != NULL)
-        snprintf(att->price_source, sizeof(att->price_source), "%.80s#%.78s",
-                 price->source, price->model);
+        billing_origin_format(price, att->price_source,
+                              sizeof(att->price_source));
+    if (cost.flags & COST_FLAG_TIER_FALLBACK)
+        LOG(LOG_INFO, call->rec->id,
+            "priced the %s tier by rule: the price entry lists no rates "
+            "for it",
+            service_tier_name(att->usage.service_tier));
 }
 
 static void usage_add(usage_t *sum, const usage_t *u)

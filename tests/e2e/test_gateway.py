@@ -86,7 +86,7 @@ class TestPlain(GatewayCase):
         self.assertEqual(att["provider"], "sim")
         self.assertEqual(att["http_status"], 200)
         self.assertEqual(att["cost_pico"], expected)
-        self.assertEqual(att["price_source"], "config:fast#fast")
+        self.assertEqual(att["price_source"], "config#fast")
         self.assertEqual(att["reason"], "first")
 
     def test_upstream_gets_callers_bytes_with_only_model_swapped(self):

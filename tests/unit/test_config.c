@@ -261,7 +261,10 @@ static void expect_full_models(const config_t *cfg)
     assert_int_equal(m[0].price.cache_write, PRICE_ABSENT);
     assert_int_equal(m[0].price.reasoning_output, PRICE_ABSENT);
     assert_string_equal(m[0].price.model, "fast");
-    assert_string_equal(m[0].price.source, "config:fast");
+    assert_string_equal(m[0].price.source, "config");
+    assert_string_equal(m[0].price.origin, "config#fast");
+    assert_int_equal(m[0].price.cache_write_1h, PRICE_ABSENT);
+    assert_int_equal(m[0].price.layout, PRICE_LAYOUT);
     assert_int_equal(m[0].line, 24);
 
     assert_string_equal(m[1].name, "llama");
@@ -483,7 +486,7 @@ static void test_config_error_providers(void **state)
     expect_errors(
         "providers:\n"
         "  - name: a\n"
-        "    kind: anthropic\n"
+        "    kind: bedrock\n"
         "    base_url: ftp://x\n"
         "  - kind: openai\n"
         "    base_url: http://x\n"
@@ -493,15 +496,16 @@ static void test_config_error_providers(void **state)
         "models:\n"
         "  - name: m\n"
         "    provider: a\n",
-        "2: provider kind 'anthropic' is not supported (expected openai or "
-        "openai-compatible)\n"
+        "2: provider kind 'bedrock' is not supported (expected openai, "
+        "openai-compatible, azure, gemini or anthropic)\n"
         "2: base_url must start with http:// or https://\n"
         "8: unknown provider key 'colour' (expected name, kind, base_url, "
-        "api_key_env)\n"
+        "api_key_env, api_version)\n"
         "5: provider needs a name\n"
         "5: provider '?' takes its key from $TG_TEST_UNSET, which is not "
         "set\n"
-        "9: provider needs a kind (openai or openai-compatible)\n"
+        "9: provider needs a kind (openai, openai-compatible, azure, gemini "
+        "or anthropic)\n"
         "9: provider needs a base_url");
 }
 
@@ -523,13 +527,17 @@ static void test_config_error_models(void **state)
                   "11: tier must be a whole number from 0 to 100, not "
                   "'101'\n"
                   "12: unknown model key 'flavour' (expected name, provider, "
-                  "upstream, tier, price, price_entry)\n"
+                  "upstream, tier, price, price_entry, max_tokens)\n"
                   "10: model needs a name\n"
                   "16: price input 'abc' is not a decimal number of USD per "
                   "million tokens\n"
                   "17: unknown price key 'output_tokens' (expected input, "
-                  "cached_input, cache_write, output, reasoning_output, "
-                  "audio_input, audio_output; USD per million tokens)\n"
+                  "cached_input, cache_write, cache_write_1h, output, "
+                  "reasoning_output, audio_input, audio_output, "
+                  "long_context_threshold, long_context_input, "
+                  "long_context_cached_input, long_context_cache_write, "
+                  "long_context_cache_write_1h, long_context_output, "
+                  "web_search_per_1k, per_request)\n"
                   "13: model 'p' price needs at least input and output\n"
                   "18: model 'q' needs a provider\n"
                   "8: model 'm' is configured twice (first at line 6)");

@@ -317,14 +317,15 @@ static void test_report_csv_by_team_is_exact(void **state)
     assert_string_equal(
         text, "team,outcomes,attempts,errors,input_tokens,cached_tokens,"
               "output_tokens,reasoning_tokens,spend_usd,spend_pico,unpriced,"
+              "unpriced_tokens,estimated,estimate_usd,estimate_pico,"
               "useful,cost_per_useful_usd,cost_per_useful_pico,latency_p50_ms,"
               "latency_p95_ms,ttfb_p50_ms\n"
-              "legal,2,2,0,14000,1000,1400,0,0.000007000000,7000000,1,1,"
-              "n/a,n/a,1500,2000,300\n"
-              "support,5,7,2,3400,200,150,10,0.000008000005,8000005,1,3,"
-              "0.000002666668,2666668,300,1000,40\n"
-              "TOTAL,7,9,2,17400,1200,1550,10,0.000015000005,15000005,2,4,"
-              "0.000005000002,5000002,900,2000,200\n");
+              "legal,2,2,0,14000,1000,1400,0,0.000007000000,7000000,1,9800,0,"
+              "0.000000000000,0,1,n/a,n/a,1500,2000,300\n"
+              "support,5,7,2,3400,200,150,10,0.000008000005,8000005,1,0,0,"
+              "0.000000000000,0,3,0.000002666668,2666668,300,1000,40\n"
+              "TOTAL,7,9,2,17400,1200,1550,10,0.000015000005,15000005,2,9800,"
+              "0,0.000000000000,0,4,0.000005000002,5000002,900,2000,200\n");
     free(text);
 }
 
@@ -335,10 +336,12 @@ static void test_report_csv_shows_na_without_useful(void **state)
                             "--format=csv", NULL);
 
     assert_non_null(strstr(text, "\ngpt-4o,contract-summary,1,1,0,5000,1000,"
-                                 "600,0,0.000007000000,7000000,0,0,n/a,n/a,"
+                                 "600,0,0.000007000000,7000000,0,0,0,"
+                                 "0.000000000000,0,0,n/a,n/a,"
                                  "1500,1500,300\n"));
     assert_non_null(strstr(text, "\n,ticket-triage,1,0,1,0,0,0,0,"
-                                 "0.000000000000,0,0,0,n/a,n/a,1,1,n/a\n"));
+                                 "0.000000000000,0,0,0,0,0.000000000000,0,0,"
+                                 "n/a,n/a,1,1,n/a\n"));
     assert_non_null(strstr(text, "\nTOTAL,,7,"));
     free(text);
 }
@@ -393,7 +396,8 @@ static void test_report_table_is_aligned(void **state)
     assert_non_null(strstr(text, "\nTASK "));
     assert_non_null(strstr(text, "\nTOTAL "));
     assert_non_null(strstr(text, "0.000015  "));
-    assert_non_null(strstr(text, "Spend leaves out 2 unpriced outcomes"));
+    assert_non_null(strstr(text, "Spend leaves out 2 outcomes (9800 tokens) "
+                                 "whose exact cost is unknown, not $0."));
 
     /* Every table line has the same width: numbers align right. */
     for (line = strtok_r(text, "\n", &save); line != NULL;
