@@ -609,6 +609,234 @@ static void load_prices(loader_t *ld, struct fy_node *v, int line)
     }
 }
 
+/* Dollars as decimal text ("10", "0.50") into picodollars. */
+static void get_usd(loader_t *ld, struct fy_node *v, int line, const char *what,
+                    pico_t *out)
+{
+    const char *s = scalar(ld, v, line, what);
+    pico_t per_million;
+
+    if (s == NULL)
+        return;
+    /* USD per million tokens read as pico per token is USD * 10^6; one
+     * more 10^6 makes it picodollars (so at most 6 decimals). */
+    if (billing_parse_price(s, strlen(s), true, &per_million) < 0 ||
+        per_million > INT64_MAX / 1000000) {
+        fail(ld, line, "%s must be a decimal amount of USD, not '%s'", what, s);
+        return;
+    }
+    *out = per_million * 1000000;
+}
+
+static void step_field(loader_t *ld, void *obj, const char *key,
+                       struct fy_node *v, int line)
+{
+    cfg_budget_t *b = obj;
+    int64_t n = 0;
+
+    if (strcmp(key, "at_percent") == 0) {
+        get_int(ld, v, line, key, 1, 100, &n);
+        b->step_percent = (int)n;
+    } else if (strcmp(key, "model") == 0) {
+        b->step_model = scalar(ld, v, line, key);
+    } else if (strcmp(key, "max_tokens") == 0) {
+        get_int(ld, v, line, key, 1, 10000000, &b->step_max_tokens);
+    } else {
+        fail(ld, line,
+             "unknown step_down key '%s' (expected at_percent, model, "
+             "max_tokens)",
+             key);
+    }
+}
+
+static void budget_field(loader_t *ld, void *obj, const char *key,
+                         struct fy_node *v, int line)
+{
+    cfg_budget_t *b = obj;
+
+    if (strcmp(key, "scope") == 0)
+        b->scope = scalar(ld, v, line, key);
+    else if (strcmp(key, "name") == 0)
+        b->name = scalar(ld, v, line, key);
+    else if (strcmp(key, "period") == 0)
+        b->period = scalar(ld, v, line, key);
+    else if (strcmp(key, "limit_usd") == 0)
+        get_usd(ld, v, line, key, &b->hard);
+    else if (strcmp(key, "soft_usd") == 0)
+        get_usd(ld, v, line, key, &b->soft);
+    else if (strcmp(key, "step_down") == 0)
+        walk(ld, v, line, "step_down", b, step_field);
+    else
+        fail(ld, line,
+             "unknown budget key '%s' (expected scope, name, period, "
+             "limit_usd, soft_usd, step_down)",
+             key);
+}
+
+static const char *const scope_names[] = {"key", "team", "task", "global"};
+static const char *const period_names[] = {"day", "week", "month", "total"};
+
+static bool one_of(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A scope with its name: global takes none, the others need one. */
+static void check_scope(loader_t *ld, const char *scope, const char **name,
+                        int line, bool allow_global)
+{
+    if (!one_of(scope, scope_names, allow_global ? 4 : 3)) {
+        fail(ld, line, "scope must be key, team, task%s, not '%s'",
+             allow_global ? " or global" : "", scope ? scope : "");
+        return;
+    }
+    if (strcmp(scope, "global") == 0) {
+        if (*name != NULL && (*name)[0] != '\0')
+            fail(ld, line, "a global budget takes no name");
+        *name = "";
+    } else if (*name == NULL || (*name)[0] == '\0') {
+        fail(ld, line, "a %s scope needs a name", scope);
+    }
+}
+
+static void load_budgets(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->budgets = load_list(ld, seq, line, "budgets", sizeof(cfg_budget_t),
+                             &cfg->n_budgets);
+    while (cfg->budgets && (item = fy_node_sequence_iterate(seq, &iter))) {
+        cfg_budget_t *b = &cfg->budgets[i++];
+
+        b->line = map_line(item, line);
+        b->hard = b->soft = -1;
+        walk(ld, item, b->line, "a budget", b, budget_field);
+        check_scope(ld, b->scope, &b->name, b->line, true);
+        if (!one_of(b->period, period_names, 4))
+            fail(ld, b->line, "period must be day, week, month or total");
+        if (b->hard < 0 && b->soft < 0)
+            fail(ld, b->line, "a budget needs limit_usd or soft_usd");
+        if (b->step_percent > 0 && b->step_model == NULL &&
+            b->step_max_tokens == 0)
+            fail(ld, b->line, "step_down needs a model or max_tokens");
+    }
+}
+
+static void ratelimit_field(loader_t *ld, void *obj, const char *key,
+                            struct fy_node *v, int line)
+{
+    cfg_ratelimit_t *r = obj;
+
+    if (strcmp(key, "scope") == 0)
+        r->scope = scalar(ld, v, line, key);
+    else if (strcmp(key, "name") == 0)
+        r->name = scalar(ld, v, line, key);
+    else if (strcmp(key, "requests_per_minute") == 0)
+        get_int(ld, v, line, key, 1, INT32_MAX, &r->rpm);
+    else if (strcmp(key, "tokens_per_minute") == 0)
+        get_int(ld, v, line, key, 1, INT64_C(1000000000000), &r->tpm);
+    else if (strcmp(key, "concurrent") == 0)
+        get_int(ld, v, line, key, 1, INT32_MAX, &r->concurrent);
+    else
+        fail(ld, line,
+             "unknown rate limit key '%s' (expected scope, name, "
+             "requests_per_minute, tokens_per_minute, concurrent)",
+             key);
+}
+
+static void load_ratelimits(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->ratelimits = load_list(ld, seq, line, "rate_limits",
+                                sizeof(cfg_ratelimit_t), &cfg->n_ratelimits);
+    while (cfg->ratelimits && (item = fy_node_sequence_iterate(seq, &iter))) {
+        cfg_ratelimit_t *r = &cfg->ratelimits[i++];
+
+        r->line = map_line(item, line);
+        walk(ld, item, r->line, "a rate limit", r, ratelimit_field);
+        check_scope(ld, r->scope, &r->name, r->line, true);
+        if (r->rpm == 0 && r->tpm == 0 && r->concurrent == 0)
+            fail(ld, r->line,
+                 "a rate limit needs requests_per_minute, "
+                 "tokens_per_minute or concurrent");
+    }
+}
+
+static void rule_field(loader_t *ld, void *obj, const char *key,
+                       struct fy_node *v, int line)
+{
+    cfg_approval_rule_t *r = obj;
+    int64_t n = 0;
+
+    if (strcmp(key, "name") == 0) {
+        r->name = scalar(ld, v, line, key);
+    } else if (strcmp(key, "cost_over_usd") == 0) {
+        get_usd(ld, v, line, key, &r->cost_over);
+    } else if (strcmp(key, "task") == 0) {
+        r->task = scalar(ld, v, line, key);
+    } else if (strcmp(key, "min_tier") == 0) {
+        get_int(ld, v, line, key, 0, 100, &n);
+        r->min_tier = (int)n;
+    } else if (strcmp(key, "budget_percent_over") == 0) {
+        get_int(ld, v, line, key, 0, 1000, &n);
+        r->budget_percent = (int)n;
+    } else if (strcmp(key, "budget_scope") == 0) {
+        r->budget_scope = scalar(ld, v, line, key);
+    } else if (strcmp(key, "approvers") == 0) {
+        r->approvers = scalar(ld, v, line, key);
+    } else {
+        fail(ld, line,
+             "unknown approval rule key '%s' (expected name, "
+             "cost_over_usd, task, min_tier, budget_percent_over, "
+             "budget_scope, approvers)",
+             key);
+    }
+}
+
+static void load_rules(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->approval_rules =
+        load_list(ld, seq, line, "approval_rules", sizeof(cfg_approval_rule_t),
+                  &cfg->n_approval_rules);
+    while (cfg->approval_rules &&
+           (item = fy_node_sequence_iterate(seq, &iter))) {
+        cfg_approval_rule_t *r = &cfg->approval_rules[i++];
+
+        r->line = map_line(item, line);
+        r->cost_over = -1;
+        r->min_tier = r->budget_percent = -1;
+        walk(ld, item, r->line, "an approval rule", r, rule_field);
+        if (r->name == NULL)
+            fail(ld, r->line, "an approval rule needs a name");
+        if (r->cost_over < 0 && r->task == NULL && r->min_tier < 0 &&
+            r->budget_percent < 0)
+            fail(ld, r->line,
+                 "an approval rule needs a condition (cost_over_usd, "
+                 "task, min_tier or budget_percent_over)");
+        if (r->budget_percent >= 0 && !one_of(r->budget_scope, scope_names, 4))
+            fail(ld, r->line,
+                 "budget_percent_over needs budget_scope (key, team, "
+                 "task or global)");
+        if (r->approvers == NULL)
+            r->approvers = "the gateway's admin";
+    }
+}
+
 /* aliases: {name: target}, names that price as another entry. */
 static void load_aliases(loader_t *ld, struct fy_node *v, int line)
 {
@@ -693,6 +921,18 @@ static void top_field(loader_t *ld, void *obj, const char *key,
         load_prices(ld, v, line);
     } else if (strcmp(key, "aliases") == 0) {
         load_aliases(ld, v, line);
+    } else if (strcmp(key, "budgets") == 0) {
+        load_budgets(ld, v, line);
+    } else if (strcmp(key, "rate_limits") == 0) {
+        load_ratelimits(ld, v, line);
+    } else if (strcmp(key, "approval_rules") == 0) {
+        load_rules(ld, v, line);
+    } else if (strcmp(key, "budget_timezone") == 0) {
+        cfg->budget_timezone = scalar(ld, v, line, key);
+    } else if (strcmp(key, "webhook_url") == 0) {
+        cfg->webhook_url = scalar(ld, v, line, key);
+    } else if (strcmp(key, "default_max_tokens") == 0) {
+        get_int(ld, v, line, key, 1, 10000000, &cfg->default_max_tokens);
     } else if (strcmp(key, "providers") == 0) {
         load_providers(ld, v, line);
     } else if (strcmp(key, "models") == 0) {
@@ -717,6 +957,7 @@ static void set_defaults(config_t *cfg)
     cfg->total_timeout_ms = 600000;
     cfg->drain_timeout_ms = 30000;
     cfg->client_timeout_ms = 60000;
+    cfg->default_max_tokens = 4096;
     cfg->log_level = "info";
 }
 

@@ -56,6 +56,43 @@ typedef struct cfg_key {
     int line;
 } cfg_key_t;
 
+/* A budget: `scope` key, team, task or global; `period` day, week, month
+ * or total; limits in picodollars, -1 when not set. */
+typedef struct cfg_budget {
+    const char *scope;
+    const char *name; /* "" for global */
+    const char *period;
+    pico_t hard;
+    pico_t soft;
+    /* Step down before refusing: from `step_percent` of the hard limit,
+     * calls of this scope move to `step_model` and/or have max_tokens cut
+     * to `step_max_tokens` (0 when unset). */
+    int step_percent;
+    const char *step_model;
+    int64_t step_max_tokens;
+    int line;
+} cfg_budget_t;
+
+typedef struct cfg_ratelimit {
+    const char *scope;
+    const char *name;
+    int64_t rpm, tpm, concurrent; /* 0: no limit of that kind */
+    int line;
+} cfg_ratelimit_t;
+
+/* An approval rule: a call that matches every condition set is held for
+ * approval. Unset: cost_over -1, min_tier -1, budget_percent -1. */
+typedef struct cfg_approval_rule {
+    const char *name;
+    pico_t cost_over;     /* worst-case cost of the call above this */
+    const char *task;     /* NULL: any task */
+    int min_tier;         /* the routed model's tier at least this */
+    int budget_percent;   /* a budget of budget_scope past this share */
+    const char *budget_scope;
+    const char *approvers; /* who can approve, for the message */
+    int line;
+} cfg_approval_rule_t;
+
 typedef struct config {
     arena_t *arena;
     const char *path;
@@ -81,6 +118,15 @@ typedef struct config {
     size_t n_models;
     cfg_key_t *keys;
     size_t n_keys;
+    const char *budget_timezone; /* IANA name; NULL: UTC */
+    const char *webhook_url;     /* soft limits are POSTed here */
+    int64_t default_max_tokens;  /* output cap when nothing else sets one */
+    cfg_budget_t *budgets;
+    size_t n_budgets;
+    cfg_ratelimit_t *ratelimits;
+    size_t n_ratelimits;
+    cfg_approval_rule_t *approval_rules;
+    size_t n_approval_rules;
     const char **alias_names; /* price aliases: name -> target */
     const char **alias_targets;
     size_t n_aliases;

@@ -7,6 +7,7 @@
 
 #include "auth/auth.h"
 #include "proxy/chat.h"
+#include "proxy/policy.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -554,10 +555,14 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
         fprintf(stderr, "tollgate: ledger %s: %s\n", config->ledger_path, err);
         goto out_prices;
     }
+    if (policy_open(&gw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tollgate: %s\n", err);
+        goto out_policy;
+    }
     gw.upstream = upstream_new(gw.base);
     if (gw.upstream == NULL) {
         fprintf(stderr, "tollgate: libcurl could not start\n");
-        goto out_ledger;
+        goto out_policy;
     }
     if (setup_http(&gw) < 0) {
         if (gw.http != NULL)
@@ -570,7 +575,8 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
 
 out_upstream:
     upstream_free(gw.upstream);
-out_ledger:
+out_policy:
+    policy_close(&gw);
     ledger_close(gw.ledger);
 out_prices:
     billing_table_free(gw.prices);

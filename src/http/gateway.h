@@ -18,6 +18,9 @@ struct evhttp;
 struct evhttp_request;
 struct evhttp_bound_socket;
 struct chat_call;
+struct policy;
+struct worker;
+struct keyring;
 
 typedef struct gateway {
     const config_t *config;
@@ -33,6 +36,9 @@ typedef struct gateway {
     bool test_clock;
     struct clock_timer *drain_timer;
     int bound_port;
+    struct policy *policy;   /* budgets, rate limits, approval rules */
+    struct worker *worker;   /* disk work off the loop (keys, approvals) */
+    struct keyring *keyring; /* keys made at run time (admin API, CLI) */
 } gateway_t;
 
 typedef struct gateway_opts {

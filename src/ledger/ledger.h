@@ -61,6 +61,9 @@ typedef struct ledger_outcome {
     pico_t cost_estimate; /* sum of estimated attempts */
     int64_t latency_ms;
     int64_t ttfb_ms;
+    /* What the policy stage did: "step_down:model=...", "approved:ID by
+     * NAME", "held:ID", "refused:budget"; "" when nothing. */
+    char policy[128];
     int n_attempts;
     ledger_attempt_t attempts[LEDGER_MAX_ATTEMPTS];
 } ledger_outcome_t;

@@ -345,6 +345,9 @@ void answer_estimate(chat_call_t *call)
     usage_t *u = &call->att->usage;
     int64_t in = usage_estimate_tokens(call->body, call->body_len);
 
+    /* A plain answer cut short: count the text that did come. */
+    if (!call->sse_mode && call->est_out == 0 && call->resp.len > 0)
+        call->est_out = estimate_text(call->resp.data, call->resp.len);
     if (!u->present) {
         memset(u, 0, sizeof(*u));
         u->input_tokens = in;

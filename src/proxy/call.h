@@ -8,6 +8,8 @@
 
 #include "config/config.h"
 #include "http/gateway.h"
+#include "budget/budget.h"
+#include "budget/ratelimit.h"
 #include "ledger/ledger.h"
 #include "proxy/translate.h"
 #include "proxy/chat.h"
@@ -68,6 +70,17 @@ typedef struct chat_call {
     const char *reply_body; /* a plain answer as the caller gets it */
     size_t reply_len;
     int64_t est_out; /* estimated tokens of the text that passed */
+
+    /* The policy stage (policy.c). */
+    int64_t max_tokens; /* the caller's output cap; 0 when none */
+    int64_t max_sent;   /* the cap sent upstream; 0 when none */
+    int64_t est_tokens; /* input estimate + max_sent, for TPM */
+    pico_t worst;       /* worst-case cost of one attempt */
+    bool budgeted;      /* a hard budget applies to the caller */
+    ratelimit_ticket_t ticket;
+    budget_reservation_t res;
+    struct policy_job *job; /* an approval check in flight, or NULL */
+    void (*after_policy)(struct chat_call *call); /* when it may go */
 } chat_call_t;
 
 static inline void copy_str(char *dst, size_t size, const char *src)

@@ -9,6 +9,7 @@
  */
 #include "proxy/chat.h"
 #include "proxy/call.h"
+#include "proxy/policy.h"
 
 #include "auth/auth.h"
 #include "upstream/openai.h"
@@ -113,6 +114,8 @@ static void price_attempt(chat_call_t *call)
     if (price != NULL)
         billing_origin_format(price, att->price_source,
                               sizeof(att->price_source));
+    if (call->gw->policy != NULL)
+        policy_settle(call);
     if (cost.flags & COST_FLAG_TIER_FALLBACK)
         LOG(LOG_INFO, call->rec->id,
             "priced the %s tier by rule: the price entry lists no rates "
@@ -191,9 +194,14 @@ static void settle_attempt(chat_call_t *call)
 {
     ledger_attempt_t *att = call->att;
 
-    if (att != NULL && att->cost_status == COST_NONE && !call->unreachable &&
-        (att->http_status == 200 || att->http_status == 0))
-        price_attempt(call);
+    if (att == NULL || att->cost_status != COST_NONE || call->unreachable ||
+        !(att->http_status == 200 || att->http_status == 0))
+        return;
+    /* A stream the caller left: what its provider reported so far (an
+     * Anthropic message_start's exact input) counts. */
+    if (call->reply_started)
+        answer_stream_end(call);
+    price_attempt(call);
 }
 
 static void stop_hangup_watch(chat_call_t *call)
@@ -224,6 +232,7 @@ static void call_finish(chat_call_t *call)
         call->att->latency_ms = clock_mono_ms() - call->t0_mono;
     rec->latency_ms = clock_mono_ms() - call->t0_mono;
     outcome_total(rec);
+    policy_finish(call);
     ledger_append(gw->ledger, rec);
     log_outcome(rec);
 
@@ -672,6 +681,8 @@ static bool route_call(chat_call_t *call, struct json_object *obj,
                                call->rec->requested_model));
         return false;
     }
+    if (call->gw->policy != NULL)
+        policy_prepare(call);
     if (!request_check_route(call))
         return false;
     rc = call->translate ? request_translate(call, obj)
@@ -700,7 +711,9 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
         return;
     ok = request_read(call, obj, key) && route_call(call, obj, body, len);
     json_object_put(obj);
-    if (ok)
+    if (ok && call->gw->policy != NULL)
+        policy_admit(call, send_upstream);
+    else if (ok)
         send_upstream(call);
 }
 

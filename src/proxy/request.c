@@ -8,6 +8,7 @@
 #include "util/jsonedit.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -150,14 +151,17 @@ static const char *check_duplicates(chat_call_t *call)
 /* Anthropic's own rules for a messages request, checked before it is
  * sent: messages must be a non-empty array of role/content objects, and
  * max_tokens is required. */
-static const char *check_anthropic(struct json_object *obj, const char **param)
+static const char *check_anthropic(struct json_object *obj, const char **param,
+                                   const char **code)
 {
     struct json_object *msgs, *max;
 
     *param = "messages";
     if (!json_object_object_get_ex(obj, "messages", &msgs) ||
-        !json_object_is_type(msgs, json_type_array))
+        !json_object_is_type(msgs, json_type_array)) {
+        *code = "missing_field";
         return "messages: field required (an array)";
+    }
     if (json_object_array_length(msgs) == 0)
         return "messages: at least one message is required";
     for (size_t i = 0; i < json_object_array_length(msgs); i++) {
@@ -169,8 +173,11 @@ static const char *check_anthropic(struct json_object *obj, const char **param)
             return "messages: each message needs a role";
     }
     *param = "max_tokens";
-    if (!json_object_object_get_ex(obj, "max_tokens", &max) ||
-        !json_object_is_type(max, json_type_int) ||
+    if (!json_object_object_get_ex(obj, "max_tokens", &max)) {
+        *code = "missing_field";
+        return "max_tokens: field required (a positive integer)";
+    }
+    if (!json_object_is_type(max, json_type_int) ||
         json_object_get_int64(max) < 1)
         return "max_tokens: field required (a positive integer)";
     return NULL;
@@ -209,7 +216,7 @@ static bool read_body_fields(chat_call_t *call, struct json_object *obj)
         }
         break;
     case SURFACE_MESSAGES:
-        problem = check_anthropic(obj, &param);
+        problem = check_anthropic(obj, &param, &code);
         break;
     case SURFACE_RESPONSES:
     case SURFACE_EMBEDDINGS:
@@ -221,6 +228,36 @@ static bool read_body_fields(chat_call_t *call, struct json_object *obj)
         return true;
     call_fail(call, 400, "invalid_request_error", code, param, problem);
     return false;
+}
+
+/* The caller's output cap, under the surface's name for it. */
+static bool read_max_tokens(chat_call_t *call, struct json_object *obj)
+{
+    static const char *const names[][2] = {
+        {"max_completion_tokens", "max_tokens"},
+        {"max_tokens", NULL},
+        {"max_output_tokens", NULL},
+        {NULL, NULL},
+    };
+    struct json_object *v;
+
+    for (int i = 0; i < 2; i++) {
+        const char *name = names[call->surface][i];
+
+        if (name == NULL || !json_object_object_get_ex(obj, name, &v) ||
+            is_null(v))
+            continue;
+        if (!json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 1) {
+            call_fail(call, 400, "invalid_request_error", "invalid_value", name,
+                      arena_printf(call->arena, "%s must be a positive integer",
+                                   name));
+            return false;
+        }
+        call->max_tokens = json_object_get_int64(v);
+        return true;
+    }
+    return true;
 }
 
 static bool read_stream_flag(chat_call_t *call, struct json_object *obj)
@@ -279,12 +316,52 @@ bool request_read(chat_call_t *call, struct json_object *obj,
     }
     copy_str(call->rec->requested_model, sizeof(call->rec->requested_model),
              json_object_get_string(model));
-    return read_body_fields(call, obj) && read_stream_flag(call, obj);
+    return read_body_fields(call, obj) && read_stream_flag(call, obj) &&
+           read_max_tokens(call, obj);
+}
+
+/*
+ * The output cap the policy stage set, when it differs from the caller's:
+ * its value replaced, or the member added after the opening brace under
+ * the surface's name (max_completion_tokens for OpenAI's own API, which
+ * refuses max_tokens on reasoning models).
+ */
+static int max_tokens_edit(chat_call_t *call, const char *body, size_t len,
+                           json_edit_t *edit)
+{
+    static const char *const names[] = {"max_completion_tokens", "max_tokens",
+                                        "max_output_tokens"};
+    size_t top = jsonedit_skip_ws(body, len, 0);
+    const char *name;
+    json_span_t span;
+
+    if (call->surface == SURFACE_EMBEDDINGS || call->max_sent <= 0 ||
+        call->max_sent == call->max_tokens)
+        return 0;
+    name = names[call->surface];
+    if (call->surface == SURFACE_CHAT &&
+        (call->model->provider->type != PROVIDER_OPENAI ||
+         strcmp(call->model->provider->kind, "openai") != 0 ||
+         jsonedit_find(body, len, top, "max_tokens", &span) == 0))
+        name = "max_tokens";
+    if (call->surface == SURFACE_CHAT &&
+        jsonedit_find(body, len, top, "max_completion_tokens", &span) == 0)
+        name = "max_completion_tokens";
+    if (jsonedit_find(body, len, top, name, &span) == 0) {
+        edit->start = span.start;
+        edit->end = span.end;
+        edit->text = arena_printf(call->arena, "%" PRId64, call->max_sent);
+    } else {
+        edit->start = edit->end = top + 1;
+        edit->text = arena_printf(call->arena, "\"%s\":%" PRId64 ",", name,
+                                  call->max_sent);
+    }
+    return 1;
 }
 
 int request_build_body(chat_call_t *call, const char *body, size_t len)
 {
-    json_edit_t edits[2];
+    json_edit_t edits[3];
     size_t n = 0;
     json_span_t span;
     size_t top = jsonedit_skip_ws(body, len, 0);
@@ -310,6 +387,7 @@ int request_build_body(chat_call_t *call, const char *body, size_t len)
     } else {
         call->caller_wants_usage = true;
     }
+    n += (size_t)max_tokens_edit(call, body, len, &edits[n]);
     call->body =
         jsonedit_apply(call->arena, body, len, edits, n, &call->body_len);
     return 0;
@@ -400,10 +478,14 @@ int request_translate(chat_call_t *call, struct json_object *obj)
 {
     translate_request_opts_t opts = {
         .upstream_model = call->model->upstream,
-        .default_max_tokens =
-            call->model->max_tokens > 0 ? call->model->max_tokens : 4096,
+        .default_max_tokens = call->max_sent > 0 ? call->max_sent
+                              : call->model->max_tokens > 0
+                                  ? call->model->max_tokens
+                                  : call->gw->config->default_max_tokens,
     };
     translate_request_t out;
+    json_span_t span;
+    json_edit_t edit;
 
     if (translate_request_to_anthropic(call->arena, obj, &opts, &out) < 0) {
         call_fail(call, 400, "invalid_request_error", "unsupported_for_model",
@@ -413,5 +495,16 @@ int request_translate(chat_call_t *call, struct json_object *obj)
     call->body = out.body;
     call->body_len = out.body_len;
     call->caller_wants_usage = out.include_usage;
+    /* A step-down below the caller's own cap. */
+    if (call->max_sent > 0 && out.max_tokens > call->max_sent &&
+        jsonedit_find(out.body, out.body_len, 0, "max_tokens", &span) == 0) {
+        edit.start = span.start;
+        edit.end = span.end;
+        edit.text = arena_printf(call->arena, "%" PRId64, call->max_sent);
+        call->body = jsonedit_apply(call->arena, out.body, out.body_len, &edit,
+                                    1, &call->body_len);
+        out.max_tokens = call->max_sent;
+    }
+    call->max_sent = out.max_tokens;
     return 0;
 }

@@ -69,8 +69,19 @@ def default_models(sim_url):
 
 
 class Gateway:
+    """The gateway binary with a config written from Python values.
+
+    providers: dicts with name, base_url and optionally kind (default
+    openai-compatible), api_key_env, api_version. models: dicts with name
+    and optionally provider (default "sim"), upstream, tier, price_entry,
+    max_tokens and price (a dict of price keys to USD-per-million text,
+    written as given). aliases: {name: target} price aliases. prices:
+    paths of price files (LiteLLM or genai-prices JSON).
+    """
+
     def __init__(self, sim_url, models=None, extra="", test_clock=True,
-                 providers=None, keys=KEYS, binary=None):
+                 providers=None, keys=KEYS, binary=None, aliases=None,
+                 prices=None):
         self.binary = binary or BIN
         self.dir = tempfile.mkdtemp(prefix="tg-e2e-")
         self.ledger = os.path.join(self.dir, "ledger.db")
@@ -80,42 +91,68 @@ class Gateway:
         providers = providers or [{"name": "sim", "base_url": sim_url,
                                    "api_key_env": "TG_E2E_SIM_KEY"}]
         with open(self.config, "w") as f:
-            f.write(self._yaml(providers, models, keys, extra))
+            f.write(self._yaml(providers, models, keys, extra, aliases,
+                               prices))
         self.proc = None
         self.port = None
         self.stderr_path = os.path.join(self.dir, "stderr.log")
 
     @staticmethod
-    def _yaml(providers, models, keys, extra):
-        out = ["listen: 127.0.0.1:0", "ledger: ledger.db", "log_level: info",
-               "first_byte_timeout_ms: 30000", "total_timeout_ms: 60000",
-               "drain_timeout_ms: 5000"]
-        out += [line for line in extra.splitlines() if line.strip()]
-        out.append("providers:")
-        for p in providers:
-            out += [f"  - name: {p['name']}",
-                    f"    kind: {p.get('kind', 'openai-compatible')}",
-                    f"    base_url: {p['base_url']}"]
-            if p.get("api_key_env"):
-                out.append(f"    api_key_env: {p['api_key_env']}")
-        out.append("models:")
-        for m in models:
-            out += [f"  - name: {m['name']}",
-                    f"    provider: {m.get('provider', 'sim')}",
-                    f"    upstream: {m.get('upstream', m['name'])}",
-                    f"    tier: {m.get('tier', 1)}"]
-            if "price_entry" in m:
-                out.append(f"    price_entry: {m['price_entry']}")
-            if "price" in m:
-                out.append("    price:")
-                out += [f'      {k}: "{v}"' for k, v in m["price"].items()]
-        out.append("keys:")
+    def _provider_yaml(p):
+        out = [f"  - name: {p['name']}",
+               f"    kind: {p.get('kind', 'openai-compatible')}",
+               f"    base_url: {p['base_url']}"]
+        if p.get("api_key_env"):
+            out.append(f"    api_key_env: {p['api_key_env']}")
+        if p.get("api_version"):
+            out.append(f'    api_version: "{p["api_version"]}"')
+        return out
+
+    @staticmethod
+    def _model_yaml(m):
+        out = [f"  - name: {m['name']}",
+               f"    provider: {m.get('provider', 'sim')}",
+               f"    upstream: {m.get('upstream', m['name'])}",
+               f"    tier: {m.get('tier', 1)}"]
+        if "price_entry" in m:
+            out.append(f"    price_entry: {m['price_entry']}")
+        if "max_tokens" in m:
+            out.append(f"    max_tokens: {m['max_tokens']}")
+        if "price" in m:
+            out.append("    price:")
+            out += [f'      {k}: "{v}"' for k, v in m["price"].items()]
+        return out
+
+    @staticmethod
+    def _keys_yaml(keys):
+        out = ["keys:"]
         for secret, (name, team, owner, task) in keys.items():
             digest = hashlib.sha256(secret.encode()).hexdigest()
             out += [f"  - name: {name}", f"    sha256: {digest}",
                     f"    team: {team}", f"    owner: {owner}"]
             if task:
                 out.append(f"    default_task: {task}")
+        return out
+
+    @staticmethod
+    def _yaml(providers, models, keys, extra, aliases=None, prices=None):
+        out = ["listen: 127.0.0.1:0", "ledger: ledger.db", "log_level: info",
+               "first_byte_timeout_ms: 30000", "total_timeout_ms: 60000",
+               "drain_timeout_ms: 5000"]
+        out += [line for line in extra.splitlines() if line.strip()]
+        if prices:
+            out.append("prices:")
+            out += [f"  - {path}" for path in prices]
+        if aliases:
+            out.append("aliases:")
+            out += [f'  "{k}": "{v}"' for k, v in aliases.items()]
+        out.append("providers:")
+        for p in providers:
+            out += Gateway._provider_yaml(p)
+        out.append("models:")
+        for m in models:
+            out += Gateway._model_yaml(m)
+        out += Gateway._keys_yaml(keys)
         return "\n".join(out) + "\n"
 
     def start(self):
@@ -144,37 +181,78 @@ class Gateway:
         with open(self.stderr_path) as f:
             return f.read()
 
-    def chat(self, body, key="tg-key-alpha", headers=None, raw=None):
+    @staticmethod
+    def auth_headers(key, auth="bearer"):
+        """The caller's key as a header: "bearer" (Authorization: Bearer)
+        or "x-api-key" (Anthropic's SDK); none when key is None."""
+        if key is None:
+            return {}
+        if auth == "x-api-key":
+            return {"x-api-key": key}
+        return {"Authorization": f"Bearer {key}"}
+
+    def post(self, path, body, key="tg-key-alpha", headers=None, raw=None,
+             auth="bearer"):
+        """POSTs body (or the raw bytes) to path; returns (status, headers
+        with lowercased names, body bytes)."""
         h = {"Content-Type": "application/json"}
-        if key is not None:
-            h["Authorization"] = f"Bearer {key}"
+        h.update(self.auth_headers(key, auth))
         h.update(headers or {})
         data = raw if raw is not None else json.dumps(body).encode()
-        return harness.http("POST", self.url + "/v1/chat/completions",
-                            data, h)
+        return harness.http("POST", self.url + path, data, h)
+
+    def chat(self, body, key="tg-key-alpha", headers=None, raw=None):
+        return self.post("/v1/chat/completions", body, key, headers, raw)
+
+    def messages(self, body, key="tg-key-alpha", headers=None, raw=None,
+                 auth="x-api-key"):
+        """POST /v1/messages, authenticated as Anthropic's SDK does."""
+        h = {"anthropic-version": "2023-06-01"}
+        h.update(headers or {})
+        return self.post("/v1/messages", body, key, h, raw, auth)
+
+    def responses(self, body, key="tg-key-alpha", headers=None, raw=None):
+        return self.post("/v1/responses", body, key, headers, raw)
+
+    def embeddings(self, body, key="tg-key-alpha", headers=None, raw=None):
+        return self.post("/v1/embeddings", body, key, headers, raw)
+
+    def send(self, path, body, key="tg-key-alpha", headers=None,
+             auth="bearer"):
+        """POSTs without reading the answer (for streams and for tests
+        that act while a call is in flight); returns the HTTPConnection."""
+        h = self.auth_headers(key, auth)
+        h.update(headers or {})
+        return harness.open_request("POST", self.url + path, body, h)
 
     def send_chat(self, body, key="tg-key-alpha"):
         """Sends a chat request without reading the answer, for tests that
         act while it is in flight; returns the HTTPConnection."""
-        return harness.open_request(
-            "POST", self.url + "/v1/chat/completions", body,
-            {"Authorization": f"Bearer {key}"})
+        return self.send("/v1/chat/completions", body, key)
 
-    def raw_chat(self, body, key="tg-key-alpha", rcvbuf=None, timeout=10):
-        """Sends a chat request on a plain socket (to read the reply byte by
-        byte, or to hang up); returns the socket."""
+    def raw_post(self, path, body, key="tg-key-alpha", rcvbuf=None,
+                 timeout=10, auth="bearer"):
+        """POSTs on a plain socket (to read the reply byte by byte, or to
+        hang up); returns the socket."""
         sock = socket.create_connection(("127.0.0.1", self.port),
                                         timeout=timeout)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         payload = json.dumps(body).encode()
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                     b"Authorization: Bearer %s\r\n"
-                     b"Content-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % (key.encode(),
-                                                        len(payload))
+        hdrs = "".join(f"{k}: {v}\r\n"
+                       for k, v in self.auth_headers(key, auth).items())
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % path.encode()
+                     + hdrs.encode()
+                     + b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(payload)
                      + payload)
         return sock
+
+    def raw_chat(self, body, key="tg-key-alpha", rcvbuf=None, timeout=10):
+        """Sends a chat request on a plain socket (to read the reply byte by
+        byte, or to hang up); returns the socket."""
+        return self.raw_post("/v1/chat/completions", body, key, rcvbuf,
+                             timeout)
 
     def health(self):
         return json.loads(harness.http("GET", self.url + "/healthz")[2])
