@@ -90,3 +90,13 @@ clean:
 	rm -rf build tollgate tools/provider-sim/provider-sim
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+.PHONY: bench-tokens
+
+build/bench/tokens_bench: bench/tokens/tokens_bench.c \
+    $(filter build/rel/src/tokens/%,$(REL_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(REL_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-tokens: build/bench/tokens_bench
+	@bench/tokens/run.sh

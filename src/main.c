@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "http/gateway.h"
 #include "report/report.h"
+#include "tokens/tokens.h"
 #include "util/log.h"
 
 #include <getopt.h>
@@ -29,6 +30,7 @@ static void usage(FILE *out)
           "config\n"
           "                                       (reads stdin when no "
           "SECRET)\n"
+          "  tokens [--model M] [--json] FILE|-   count a text or request\n"
           "  version\n",
           out);
 }
@@ -196,6 +198,8 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "prices") == 0)
         return prices_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokens") == 0)
+        return tokens_main(argc - 1, argv + 1);
     if (strcmp(cmd, "hash-key") == 0)
         return cmd_hash_key(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
