@@ -2,6 +2,7 @@
  * The tollgate command: serve, check, report, hash-key. Each subcommand
  * parses its own options and returns the process exit code.
  */
+#include "admin/admin.h"
 #include "config/config.h"
 #include "http/gateway.h"
 #include "report/report.h"
@@ -31,6 +32,9 @@ static void usage(FILE *out)
           "                                       (reads stdin when no "
           "SECRET)\n"
           "  tokens [--model M] [--json] FILE|-   count a text or request\n"
+          "  keys create|list|revoke|rotate --config FILE   run-time keys\n"
+          "  approve ID --by NAME [--standing --until TIME | --deny]\n"
+          "         --config FILE | approvals list --config FILE\n"
           "  version\n",
           out);
 }
@@ -200,6 +204,10 @@ int main(int argc, char **argv)
         return prices_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tokens") == 0)
         return tokens_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return keys_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "approvals") == 0)
+        return approve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "hash-key") == 0)
         return cmd_hash_key(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

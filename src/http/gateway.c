@@ -5,11 +5,14 @@
 #include "http/gateway.h"
 #include "http/bodylimit.h"
 
+#include "admin/admin.h"
 #include "auth/auth.h"
+#include "auth/keyring.h"
 #include "proxy/chat.h"
 #include "proxy/policy.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/worker.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -240,8 +243,9 @@ static void handle_models(gateway_t *gw, struct evhttp_request *req)
 {
     const config_t *cfg = gw->config;
     struct json_object *root, *data;
+    const cfg_key_t *key;
 
-    if (auth_caller(cfg, req, false) == NULL && !auth_is_admin(cfg, req)) {
+    if (auth_find(gw, req, false, &key) != 0 && !auth_is_admin(cfg, req)) {
         gateway_send_error(req, 401, "invalid_request_error", "invalid_api_key",
                            NULL,
                            "the API key is missing or not known to this "
@@ -329,6 +333,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
                           "close");
         gateway_send_error(req, 503, "server_error", "shutting_down", NULL,
                            "the gateway is shutting down");
+    } else if (strncmp(path, "/admin/", 7) == 0) {
+        admin_handle(gw, req);
     } else if (strcmp(path, "/v1/chat/completions") == 0) {
         chat_handle(gw, req, SURFACE_CHAT);
     } else if (strcmp(path, "/v1/messages") == 0) {
@@ -564,16 +570,28 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
         fprintf(stderr, "tollgate: libcurl could not start\n");
         goto out_policy;
     }
+    gw.worker = worker_new(gw.base);
+    if (gw.worker == NULL || keyring_open(&gw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tollgate: run-time keys: %s\n",
+                gw.worker ? err : "the worker thread did not start");
+        goto out_keys;
+    }
     if (setup_http(&gw) < 0) {
         if (gw.http != NULL)
             evhttp_free(gw.http);
-        goto out_upstream;
+        goto out_keys;
     }
     rc = gateway_run(&gw);
+    /* Admin and auth completions still queued answer their requests
+     * before evhttp frees them. */
+    worker_free(gw.worker);
+    gw.worker = NULL;
     evhttp_free(gw.http);
     log_info("drained; flushing the ledger");
 
-out_upstream:
+out_keys:
+    worker_free(gw.worker);
+    keyring_close(&gw);
     upstream_free(gw.upstream);
 out_policy:
     policy_close(&gw);

@@ -25,6 +25,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,28 +718,16 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
         send_upstream(call);
 }
 
-void chat_handle(gateway_t *gw, struct evhttp_request *req, surface_t surface)
+/* Continues chat_handle() once auth has found the caller's key (or not);
+ * it may run later, after the key ring reloaded from disk. */
+static void on_caller(gateway_t *gw, struct evhttp_request *req,
+                      const cfg_key_t *key, int why, void *arg)
 {
-    const cfg_key_t *key;
+    surface_t surface = (surface_t)(intptr_t)arg;
     chat_call_t *call;
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        gateway_send_error(req, 405, "invalid_request_error",
-                           "method_not_allowed", NULL,
-                           "use POST for this endpoint");
-        return;
-    }
-    /* Anthropic's SDK sends its key as x-api-key. */
-    key = auth_caller(gw->config, req, surface == SURFACE_MESSAGES);
     if (key == NULL) {
-        gateway_send_error(req, 401, "invalid_request_error", "invalid_api_key",
-                           NULL,
-                           surface == SURFACE_MESSAGES
-                               ? "the API key is missing or not known to "
-                                 "this gateway; send it as 'x-api-key: KEY'"
-                               : "the API key is missing or not known to "
-                                 "this gateway; send it as "
-                                 "'Authorization: Bearer KEY'");
+        auth_send_refusal(req, why, surface == SURFACE_MESSAGES);
         return;
     }
     if (ledger_admit(gw->ledger) < 0) {
@@ -751,6 +740,19 @@ void chat_handle(gateway_t *gw, struct evhttp_request *req, surface_t surface)
     }
     call = call_new(gw, req, key, surface);
     handle_request(call, key);
+}
+
+void chat_handle(gateway_t *gw, struct evhttp_request *req, surface_t surface)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        gateway_send_error(req, 405, "invalid_request_error",
+                           "method_not_allowed", NULL,
+                           "use POST for this endpoint");
+        return;
+    }
+    /* Anthropic's SDK sends its key as x-api-key. */
+    auth_resolve(gw, req, surface == SURFACE_MESSAGES, on_caller,
+                 (void *)(intptr_t)surface);
 }
 
 void chat_cut_all(gateway_t *gw)
