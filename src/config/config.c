@@ -6,8 +6,12 @@
 
 #include "util/log.h"
 
+/* Attempts a task may make (the ledger keeps 8 per outcome). */
+#define LEDGER_ATTEMPTS_CAP 8
+
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <libfyaml.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -837,6 +841,254 @@ static void load_rules(loader_t *ld, struct fy_node *seq, int line)
     }
 }
 
+/* A plain YAML scalar as the JSON value it reads as: a number, true,
+ * false, null, else a string; a quoted scalar is always a string. */
+static struct json_object *scalar_json(struct fy_node *node)
+{
+    const char *s = fy_node_get_scalar0(node);
+    char *end;
+    long long i;
+    double d;
+
+    if (s == NULL)
+        return NULL;
+    if (fy_node_get_style(node) != FYNS_PLAIN)
+        return json_object_new_string(s);
+    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+        return json_object_new_boolean(s[0] == 't');
+    if (strcmp(s, "null") == 0 || strcmp(s, "~") == 0 || s[0] == '\0')
+        return NULL;
+    errno = 0;
+    i = strtoll(s, &end, 10);
+    if (*end == '\0' && errno == 0)
+        return json_object_new_int64(i);
+    d = strtod(s, &end);
+    if (*end == '\0' && errno == 0)
+        return json_object_new_double(d);
+    return json_object_new_string(s);
+}
+
+/* A YAML subtree as JSON, for modules that read JSON (checks, schema). */
+static struct json_object *yaml_json(struct fy_node *node, int depth)
+{
+    struct json_object *out;
+    struct fy_node_pair *pair;
+    struct fy_node *item;
+    void *iter = NULL;
+
+    if (node == NULL || depth > 64)
+        return NULL;
+    if (fy_node_is_scalar(node))
+        return scalar_json(node);
+    if (fy_node_is_sequence(node)) {
+        out = json_object_new_array();
+        while ((item = fy_node_sequence_iterate(node, &iter)) != NULL)
+            json_object_array_add(out, yaml_json(item, depth + 1));
+        return out;
+    }
+    out = json_object_new_object();
+    while ((pair = fy_node_mapping_iterate(node, &iter)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        const char *key = k ? fy_node_get_scalar0(k) : NULL;
+
+        if (key != NULL)
+            json_object_object_add(
+                out, key, yaml_json(fy_node_pair_value(pair), depth + 1));
+    }
+    return out;
+}
+
+static struct json_object *keep_json(loader_t *ld, struct fy_node *v)
+{
+    config_t *cfg = ld->cfg;
+    struct json_object *j = yaml_json(v, 0);
+
+    if (j == NULL)
+        return NULL;
+    cfg->owned_json = realloc(cfg->owned_json, sizeof(*cfg->owned_json) *
+                                                   (cfg->n_owned_json + 1));
+    if (cfg->owned_json == NULL)
+        die_oom();
+    cfg->owned_json[cfg->n_owned_json++] = j;
+    return j;
+}
+
+static const char **name_list(loader_t *ld, struct fy_node *v, int line,
+                              const char *what, size_t *n)
+{
+    void *iter = NULL;
+    struct fy_node *item;
+    const char **out;
+
+    *n = 0;
+    if (v == NULL || !fy_node_is_sequence(v)) {
+        fail(ld, line, "%s must be a list of model names", what);
+        return NULL;
+    }
+    out = arena_alloc(ld->cfg->arena,
+                      sizeof(char *) *
+                          ((size_t)fy_node_sequence_item_count(v) + 1));
+    while ((item = fy_node_sequence_iterate(v, &iter)) != NULL) {
+        const char *s = scalar(ld, item, line, what);
+
+        if (s != NULL)
+            out[(*n)++] = s;
+    }
+    return out;
+}
+
+static void get_share(loader_t *ld, struct fy_node *v, int line,
+                      const char *what, double *out)
+{
+    const char *s = scalar(ld, v, line, what);
+    char *end;
+    double d;
+
+    if (s == NULL)
+        return;
+    d = strtod(s, &end);
+    if (*end != '\0' || !(d >= 0 && d <= 1))
+        fail(ld, line, "%s must be a number from 0 to 1, not '%s'", what, s);
+    else
+        *out = d;
+}
+
+static void retry_field(loader_t *ld, void *obj, const char *key,
+                        struct fy_node *v, int line)
+{
+    cfg_task_t *t = obj;
+    int64_t n = 0;
+
+    if (strcmp(key, "max") == 0) {
+        get_int(ld, v, line, "retry max", 0, 10, &n);
+        t->retry_max = (int)n;
+    } else if (strcmp(key, "base_ms") == 0) {
+        get_int(ld, v, line, key, 1, 600000, &t->retry_base_ms);
+    } else if (strcmp(key, "max_ms") == 0) {
+        get_int(ld, v, line, key, 1, 600000, &t->retry_max_ms);
+    } else if (strcmp(key, "budget_share") == 0) {
+        get_share(ld, v, line, key, &t->retry_budget_share);
+    } else {
+        fail(ld, line,
+             "unknown retry key '%s' (expected max, base_ms, max_ms, "
+             "budget_share)",
+             key);
+    }
+}
+
+static void task_route(loader_t *ld, cfg_task_t *t, struct fy_node *v, int line)
+{
+    const char *s;
+
+    if (v != NULL && fy_node_is_scalar(v)) {
+        s = scalar(ld, v, line, "route");
+        if (s != NULL && strcmp(s, "auto") == 0)
+            t->route_auto = true;
+        else
+            fail(ld, line, "route must be a list of models, or auto");
+        return;
+    }
+    t->route = name_list(ld, v, line, "route", &t->n_route);
+}
+
+static void task_field(loader_t *ld, void *obj, const char *key,
+                       struct fy_node *v, int line)
+{
+    cfg_task_t *t = obj;
+    int64_t n = 0;
+
+    if (strcmp(key, "name") == 0) {
+        t->name = scalar(ld, v, line, key);
+    } else if (strcmp(key, "route") == 0) {
+        task_route(ld, t, v, line);
+    } else if (strcmp(key, "models") == 0) {
+        t->route = name_list(ld, v, line, key, &t->n_route);
+    } else if (strcmp(key, "target_pass_rate") == 0) {
+        get_share(ld, v, line, key, &t->target_pass_rate);
+    } else if (strcmp(key, "explore_share") == 0) {
+        get_share(ld, v, line, key, &t->explore_share);
+    } else if (strcmp(key, "min_samples") == 0) {
+        get_int(ld, v, line, key, 1, 1000000, &n);
+        t->min_samples = (int)n;
+    } else if (strcmp(key, "start_rules") == 0) {
+        t->start_rules = keep_json(ld, v);
+    } else if (strcmp(key, "checks") == 0) {
+        t->checks = keep_json(ld, v);
+    } else if (strcmp(key, "context") == 0) {
+        t->context = keep_json(ld, v);
+    } else if (strcmp(key, "requested_model") == 0) {
+        t->requested_model = scalar(ld, v, line, key);
+    } else if (strcmp(key, "on_check_fail") == 0) {
+        t->on_check_fail = scalar(ld, v, line, key);
+    } else if (strcmp(key, "reask_message") == 0) {
+        t->reask_message = scalar(ld, v, line, key);
+    } else if (strcmp(key, "max_attempts") == 0) {
+        get_int(ld, v, line, key, 1, LEDGER_ATTEMPTS_CAP, &n);
+        t->max_attempts = (int)n;
+    } else if (strcmp(key, "stream_checks") == 0) {
+        t->stream_checks = scalar(ld, v, line, key);
+    } else if (strcmp(key, "fallbacks") == 0) {
+        t->fallbacks = name_list(ld, v, line, key, &t->n_fallbacks);
+    } else if (strcmp(key, "retry") == 0) {
+        walk(ld, v, line, "retry", t, retry_field);
+    } else {
+        fail(ld, line,
+             "unknown task key '%s' (expected name, route, models, "
+             "target_pass_rate, explore_share, min_samples, start_rules, "
+             "checks, context, requested_model, on_check_fail, "
+             "reask_message, max_attempts, stream_checks, fallbacks, "
+             "retry)",
+             key);
+    }
+}
+
+static bool word_ok(const char *s, const char *a, const char *b, const char *c)
+{
+    return s == NULL || strcmp(s, a) == 0 || strcmp(s, b) == 0 ||
+           (c != NULL && strcmp(s, c) == 0);
+}
+
+static void check_task(loader_t *ld, cfg_task_t *t)
+{
+    if (t->name == NULL)
+        fail(ld, t->line, "a task needs a name");
+    if (t->route_auto && t->n_route == 0)
+        fail(ld, t->line, "route: auto needs models (cheapest first)");
+    if (!word_ok(t->requested_model, "honour", "map", "override"))
+        fail(ld, t->line, "requested_model must be honour, map or override");
+    if (!word_ok(t->on_check_fail, "escalate", "reask", NULL))
+        fail(ld, t->line, "on_check_fail must be escalate or reask");
+    if (!word_ok(t->stream_checks, "buffer", "after", NULL))
+        fail(ld, t->line, "stream_checks must be buffer or after");
+    if (t->route_auto && t->target_pass_rate <= 0)
+        t->target_pass_rate = 0.9;
+}
+
+static void load_tasks(loader_t *ld, struct fy_node *seq, int line)
+{
+    config_t *cfg = ld->cfg;
+    void *iter = NULL;
+    struct fy_node *item;
+    size_t i = 0;
+
+    cfg->tasks =
+        load_list(ld, seq, line, "tasks", sizeof(cfg_task_t), &cfg->n_tasks);
+    while (cfg->tasks && (item = fy_node_sequence_iterate(seq, &iter))) {
+        cfg_task_t *t = &cfg->tasks[i++];
+
+        t->line = map_line(item, line);
+        t->max_attempts = 3;
+        t->retry_max = 2;
+        t->retry_base_ms = 500;
+        t->retry_max_ms = 8000;
+        t->retry_budget_share = 0.2;
+        t->explore_share = 0.05;
+        t->min_samples = 20;
+        walk(ld, item, t->line, "a task", t, task_field);
+        check_task(ld, t);
+    }
+}
+
 /* aliases: {name: target}, names that price as another entry. */
 static void load_aliases(loader_t *ld, struct fy_node *v, int line)
 {
@@ -923,6 +1175,8 @@ static void top_field(loader_t *ld, void *obj, const char *key,
         load_aliases(ld, v, line);
     } else if (strcmp(key, "budgets") == 0) {
         load_budgets(ld, v, line);
+    } else if (strcmp(key, "tasks") == 0) {
+        load_tasks(ld, v, line);
     } else if (strcmp(key, "rate_limits") == 0) {
         load_ratelimits(ld, v, line);
     } else if (strcmp(key, "approval_rules") == 0) {
@@ -980,6 +1234,43 @@ static void resolve_providers(loader_t *ld)
                  "model '%s' names provider '%s', which is not configured",
                  model->name ? model->name : "?", model->provider_name);
     }
+}
+
+static bool model_known(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (cfg->models[i].name && strcmp(cfg->models[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Routes, fallbacks and step-downs name configured models. */
+static void resolve_task_models(loader_t *ld)
+{
+    config_t *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->n_tasks; i++) {
+        const cfg_task_t *t = &cfg->tasks[i];
+
+        for (size_t j = 0; j < t->n_route; j++)
+            if (!model_known(cfg, t->route[j]))
+                fail(ld, t->line,
+                     "task '%s' routes to model '%s', which "
+                     "is not configured",
+                     t->name ? t->name : "?", t->route[j]);
+        for (size_t j = 0; j < t->n_fallbacks; j++)
+            if (!model_known(cfg, t->fallbacks[j]))
+                fail(ld, t->line,
+                     "task '%s' falls back to model '%s', "
+                     "which is not configured",
+                     t->name ? t->name : "?", t->fallbacks[j]);
+    }
+    for (size_t i = 0; i < cfg->n_budgets; i++)
+        if (cfg->budgets[i].step_model != NULL &&
+            !model_known(cfg, cfg->budgets[i].step_model))
+            fail(ld, cfg->budgets[i].line,
+                 "step_down model '%s' is not configured",
+                 cfg->budgets[i].step_model);
 }
 
 static void check_duplicates(loader_t *ld)
@@ -1122,6 +1413,7 @@ config_t *config_load(const char *path, FILE *errout, int *n_errors)
             ld.dir[0] ? arena_printf(arena, "%s/tollgate.db", ld.dir)
                       : "tollgate.db";
     resolve_providers(&ld);
+    resolve_task_models(&ld);
     check_duplicates(&ld);
     if (ld.cfg->n_models == 0)
         fail(&ld, 1, "no models are configured");
@@ -1140,8 +1432,21 @@ out:
 
 void config_free(config_t *config)
 {
-    if (config != NULL)
-        arena_free(config->arena);
+    if (config == NULL)
+        return;
+    for (size_t i = 0; i < config->n_owned_json; i++)
+        json_object_put(config->owned_json[i]);
+    free(config->owned_json);
+    arena_free(config->arena);
+}
+
+const cfg_task_t *config_find_task(const config_t *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_tasks; i++)
+        if (config->tasks[i].name != NULL &&
+            strcmp(config->tasks[i].name, name) == 0)
+            return &config->tasks[i];
+    return NULL;
 }
 
 const cfg_model_t *config_find_model(const config_t *config, const char *name)

@@ -93,6 +93,37 @@ typedef struct cfg_approval_rule {
     int line;
 } cfg_approval_rule_t;
 
+struct json_object;
+
+/*
+ * A task's route and checks (issue 5) and context policy. YAML subtrees
+ * the route and context modules compile themselves are kept as JSON
+ * (owned by the config): start_rules, checks, context.
+ */
+typedef struct cfg_task {
+    const char *name;
+    const char **route; /* model names, cheapest tier first */
+    size_t n_route;
+    bool route_auto;         /* route: auto: learned thresholds */
+    double target_pass_rate; /* auto: the pass rate to meet */
+    double explore_share;    /* auto: share sent to other tiers */
+    int min_samples;         /* auto: samples before a rate counts */
+    struct json_object *start_rules;
+    struct json_object *checks;
+    const char *requested_model; /* "honour", "map" or "override" */
+    const char *on_check_fail;   /* "escalate" or "reask" */
+    const char *reask_message;
+    int max_attempts;
+    const char *stream_checks; /* "buffer" or "after" */
+    const char **fallbacks;    /* error chain; NULL: the next tiers */
+    size_t n_fallbacks;
+    int retry_max;
+    int64_t retry_base_ms, retry_max_ms;
+    double retry_budget_share;
+    struct json_object *context;
+    int line;
+} cfg_task_t;
+
 typedef struct config {
     arena_t *arena;
     const char *path;
@@ -127,6 +158,10 @@ typedef struct config {
     size_t n_ratelimits;
     cfg_approval_rule_t *approval_rules;
     size_t n_approval_rules;
+    cfg_task_t *tasks;
+    size_t n_tasks;
+    struct json_object **owned_json; /* freed with the config */
+    size_t n_owned_json;
     const char **alias_names; /* price aliases: name -> target */
     const char **alias_targets;
     size_t n_aliases;
@@ -143,6 +178,8 @@ config_t *config_load(const char *path, FILE *errout, int *n_errors);
 void config_free(config_t *config);
 
 const cfg_model_t *config_find_model(const config_t *config, const char *name);
+/* The task's route and policy, or NULL when the task has none. */
+const cfg_task_t *config_find_task(const config_t *config, const char *name);
 /* The key whose SHA-256 matches the digest, or NULL. Constant-time per
  * comparison. */
 const cfg_key_t *config_find_key(const config_t *config,
