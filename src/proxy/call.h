@@ -79,6 +79,7 @@ typedef struct chat_call {
     bool budgeted;      /* a hard budget applies to the caller */
     ratelimit_ticket_t ticket;
     budget_reservation_t res;
+    int res_budgets; /* budgets the settled hold covered */
     struct policy_job *job; /* an approval check in flight, or NULL */
     void (*after_policy)(struct chat_call *call); /* when it may go */
 } chat_call_t;

@@ -273,6 +273,24 @@ static void send_ratelimit_headers(chat_call_t *call,
     }
 }
 
+/* After a refund the headers must not count the refused call. */
+static void refresh_rate_headers(chat_call_t *call)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(call->req);
+    static const char *const names[] = {
+        "x-ratelimit-limit-requests",   "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",   "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"};
+    budget_who_t who = who_of(call);
+    ratelimit_headers_t hdr;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        while (evhttp_remove_header(out, names[i]) == 0)
+            continue;
+    ratelimit_peek(call->gw->policy->rl, &who, clock_now_ms(), &hdr);
+    send_ratelimit_headers(call, &hdr);
+}
+
 static const char *const kind_names[] = {
     "requests per minute", "tokens per minute", "concurrent calls"};
 
@@ -311,23 +329,65 @@ static bool admit_rate(chat_call_t *call)
     return false;
 }
 
-/* The worst case of one attempt; false after answering when the model
- * has no price and a hard budget applies (an unpriced call would spend
- * without counting). */
+/* Occurrences of needle in the body: a scan, not a parse. Inside a JSON
+ * string a quote is escaped, so a quoted needle only matches JSON
+ * syntax; an over-count only makes the bound larger. */
+static int64_t count_of(const chat_call_t *call, const char *needle)
+{
+    const char *p = call->body, *end = call->body + call->body_len;
+    size_t n = strlen(needle);
+    int64_t count = 0;
+
+    while ((p = memmem(p, (size_t)(end - p), needle, n)) != NULL) {
+        count++;
+        p += n;
+    }
+    return count;
+}
+
+/* Billable searches a call may make: each search tool's max_uses, or
+ * SEARCHES_UNCAPPED for a search tool that sets none. */
+#define SEARCHES_UNCAPPED 10
+static int64_t search_bound(const chat_call_t *call)
+{
+    const char *p = call->body, *end = call->body + call->body_len;
+    int64_t tools = count_of(call, "\"web_search");
+    int64_t capped = 0, total = 0;
+
+    while ((p = memmem(p, (size_t)(end - p), "\"max_uses\":", 11))) {
+        p += 11;
+        capped++;
+        total += strtoll(p, NULL, 10);
+    }
+    if (tools > capped)
+        total += (tools - capped) * SEARCHES_UNCAPPED;
+    return total;
+}
+
+/* The worst case of one attempt. Needed for budgets and for approval
+ * rules on cost; false after answering when a budget applies and the
+ * model has no price (an unpriced call would spend without counting). */
 static bool bound_call(chat_call_t *call)
 {
     const price_t *price = reserve_price(call);
     budget_bound_t bound = {
-        .input_tokens = budget_input_bound(call->body_len, 1, 0),
-        .output_tokens = call->max_sent,
+        .input_tokens = budget_input_bound(
+            call->body_len, count_of(call, "\"role\""),
+            count_of(call, "image_url\"") + count_of(call, "image\"")),
+        .output_tokens =
+            call->max_sent > 0 ? call->max_sent : default_cap(call),
+        .web_searches = search_bound(call),
     };
 
     call->worst = 0;
-    if (!call->budgeted)
+    if (!call->budgeted && call->gw->config->n_approval_rules == 0)
         return true;
     if (price != NULL && budget_worst_case(price, &bound, &call->worst) == 0)
         return true;
+    if (!call->budgeted)
+        return true; /* no price: cost rules cannot match */
     ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
+    refresh_rate_headers(call);
     note(call, "refused:unpriced%s%s", "", "");
     call_fail(call, 403, "permission_error", "unpriced_model", "model",
               arena_printf(call->arena,
@@ -349,6 +409,7 @@ bool policy_reserve(chat_call_t *call)
                        clock_now_ms(), &call->res, &why) == 0)
         return true;
     ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
+    refresh_rate_headers(call);
     budget_refusal_message(&why, call->gw->policy->tz, msg, sizeof(msg));
     note(call, "refused:budget%s%s", "", "");
     call_fail(call, 429, "insufficient_quota", "budget_exceeded", NULL, msg);
@@ -437,7 +498,9 @@ static void hold(chat_call_t *call, policy_job_t *j)
 {
     const char *id = j->verdict == APPROVAL_NONE ? j->new_id : j->header;
 
+    budget_release(call->gw->policy->book, &call->res);
     ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
+    refresh_rate_headers(call);
     evhttp_add_header(evhttp_request_get_output_headers(call->req),
                       "x-tollgate-approval-id", id);
     note(call, "held:%s (%s)", id, j->rule->name);
@@ -471,15 +534,16 @@ static void check_done(void *arg)
         goto out; /* the call ended while the check ran */
     call->job = NULL;
     if (j->rc < 0) {
+        budget_release(call->gw->policy->book, &call->res);
         ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
+        refresh_rate_headers(call);
         call_fail(call, 503, "server_error", "approvals_unavailable", NULL,
                   "the approvals store could not be read; retry shortly");
     } else if (j->verdict != APPROVAL_PASS) {
         hold(call, j);
     } else {
         note(call, "approved:%s by %s", j->found.id, j->found.decided_by);
-        if (policy_reserve(call))
-            call->after_policy(call);
+        call->after_policy(call);
     }
 out:
     free(j);
@@ -512,16 +576,20 @@ void policy_admit(chat_call_t *call, void (*next)(chat_call_t *call))
     const cfg_approval_rule_t *rule;
 
     call->after_policy = next;
+    /* The budget is held before an approval is asked for, so a
+     * once-approval is never used up by a call the budget refuses. */
     if (!admit_rate(call) || !bound_call(call))
         return;
+    /* Rules see the budgets as they stood before this call's hold. */
     rule = rule_for(call);
+    if (!policy_reserve(call))
+        return;
     if (rule != NULL && call->gw->policy->approvals != NULL &&
         call->gw->worker != NULL) {
         start_check(call, rule);
         return;
     }
-    if (policy_reserve(call))
-        next(call);
+    next(call);
 }
 
 /* A soft limit crossed: a log line, a header when the answer has not
@@ -604,9 +672,10 @@ void policy_settle(chat_call_t *call)
         actual = call->res.amount;
         break;
     }
+    call->res_budgets = call->res.n;
     budget_settle(call->gw->policy->book, &call->res, actual, clock_now_ms(),
                   &s);
-    if (s.over_hold)
+    if (s.over_hold && call->res_budgets > 0)
         LOG(LOG_WARN, call->rec->id,
             "attempt cost more than its reservation (by %" PRId64
             " picodollars)",
