@@ -10,6 +10,7 @@
 #include "auth/keyring.h"
 #include "proxy/chat.h"
 #include "proxy/policy.h"
+#include "proxy/router.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/worker.h"
@@ -561,7 +562,8 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
         fprintf(stderr, "tollgate: ledger %s: %s\n", config->ledger_path, err);
         goto out_prices;
     }
-    if (policy_open(&gw, err, sizeof(err)) < 0) {
+    if (policy_open(&gw, err, sizeof(err)) < 0 ||
+        router_open(&gw, err, sizeof(err)) < 0) {
         fprintf(stderr, "tollgate: %s\n", err);
         goto out_policy;
     }
@@ -582,6 +584,7 @@ int gateway_serve(const config_t *config, const gateway_opts_t *opts)
         goto out_keys;
     }
     rc = gateway_run(&gw);
+    router_flush(&gw); /* the learned pass rates, saved by the worker */
     /* Admin and auth completions still queued answer their requests
      * before evhttp frees them. */
     worker_free(gw.worker);
@@ -594,6 +597,7 @@ out_keys:
     keyring_close(&gw);
     upstream_free(gw.upstream);
 out_policy:
+    router_close(&gw);
     policy_close(&gw);
     ledger_close(gw.ledger);
 out_prices:

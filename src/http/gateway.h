@@ -21,6 +21,7 @@ struct chat_call;
 struct policy;
 struct worker;
 struct keyring;
+struct router;
 
 typedef struct gateway {
     const config_t *config;
@@ -39,6 +40,7 @@ typedef struct gateway {
     struct policy *policy;   /* budgets, rate limits, approval rules */
     struct worker *worker;   /* disk work off the loop (keys, approvals) */
     struct keyring *keyring; /* keys made at run time (admin API, CLI) */
+    struct router *router;   /* task routes, checks, learned pass rates */
 } gateway_t;
 
 typedef struct gateway_opts {

@@ -6,6 +6,7 @@
  */
 #include "proxy/call.h"
 
+#include "proxy/router.h"
 #include "proxy/translate.h"
 #include "upstream/openai.h"
 #include "upstream/usage.h"
@@ -15,6 +16,111 @@
 
 /* A stream's translated bytes for one event stay far below this. */
 #define TRANSLATE_OUT_CAP (1024 * 1024)
+
+/* Whether this call's answers are checked, so their text is kept. */
+static bool collecting(const chat_call_t *call)
+{
+    return call->rt != NULL && call->rt->checks != NULL &&
+           checks_any(call->rt->checks);
+}
+
+static void keep_text(void *ctx, const char *text, size_t len)
+{
+    chat_call_t *call = ctx;
+
+    buf_append(&call->text, text, len);
+}
+
+/* OpenAI and Anthropic name a cut answer differently; checks read
+ * "length" for both. */
+static void take_finish(chat_call_t *call, const char *reason)
+{
+    if (reason == NULL)
+        return;
+    if (strcmp(reason, "max_tokens") == 0 || strcmp(reason, "incomplete") == 0)
+        reason = "length";
+    copy_str(call->finish_reason, sizeof(call->finish_reason), reason);
+}
+
+static const char *str_at(struct json_object *obj, const char *key)
+{
+    struct json_object *v;
+
+    if (obj != NULL && json_object_object_get_ex(obj, key, &v) &&
+        json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+/* The finish reason a stream event carries, in any dialect. */
+static void event_finish(chat_call_t *call, struct json_object *ev)
+{
+    struct json_object *v, *c0;
+
+    if (json_object_object_get_ex(ev, "choices", &v) &&
+        json_object_is_type(v, json_type_array) &&
+        (c0 = json_object_array_get_idx(v, 0)) != NULL)
+        take_finish(call, str_at(c0, "finish_reason"));
+    if (json_object_object_get_ex(ev, "delta", &v))
+        take_finish(call, str_at(v, "stop_reason"));
+    if (json_object_object_get_ex(ev, "response", &v))
+        take_finish(call, str_at(v, "status") &&
+                                  strcmp(str_at(v, "status"), "incomplete") == 0
+                              ? "length"
+                              : NULL);
+}
+
+static void collect_event(chat_call_t *call, const sse_event_t *ev)
+{
+    struct json_object *obj = json_tokener_parse(ev->data);
+
+    if (obj == NULL)
+        return;
+    usage_event_text(obj, keep_text, call);
+    event_finish(call, obj);
+    json_object_put(obj);
+}
+
+/* The text of a plain answer: chat choices, Anthropic content blocks,
+ * Responses output items. */
+static void collect_plain(chat_call_t *call, struct json_object *obj)
+{
+    struct json_object *v, *c0, *msg, *item, *parts;
+
+    if (json_object_object_get_ex(obj, "choices", &v) &&
+        json_object_is_type(v, json_type_array) &&
+        (c0 = json_object_array_get_idx(v, 0)) != NULL) {
+        take_finish(call, str_at(c0, "finish_reason"));
+        if (json_object_object_get_ex(c0, "message", &msg) &&
+            str_at(msg, "content") != NULL)
+            keep_text(call, str_at(msg, "content"),
+                      strlen(str_at(msg, "content")));
+        return;
+    }
+    take_finish(call, str_at(obj, "stop_reason"));
+    if (str_at(obj, "status") &&
+        strcmp(str_at(obj, "status"), "incomplete") == 0)
+        take_finish(call, "length");
+    v = NULL;
+    if (!json_object_object_get_ex(obj, "content", &v))
+        json_object_object_get_ex(obj, "output", &v);
+    for (size_t i = 0; v && json_object_is_type(v, json_type_array) &&
+                       i < json_object_array_length(v);
+         i++) {
+        item = json_object_array_get_idx(v, i);
+        if (str_at(item, "text") != NULL)
+            keep_text(call, str_at(item, "text"), strlen(str_at(item, "text")));
+        if (!json_object_object_get_ex(item, "content", &parts) ||
+            !json_object_is_type(parts, json_type_array))
+            continue;
+        for (size_t j = 0; j < json_object_array_length(parts); j++) {
+            const char *t = str_at(json_object_array_get_idx(parts, j), "text");
+
+            if (t != NULL)
+                keep_text(call, t, strlen(t));
+        }
+    }
+}
 
 void answer_init(chat_call_t *call)
 {
@@ -149,6 +255,8 @@ int answer_stream_event(chat_call_t *call, const sse_event_t *ev,
     *out_len = ev->raw_len;
     if (!done)
         call->est_out += estimate_text(ev->data, ev->data_len);
+    if (!done && collecting(call))
+        collect_event(call, ev);
     if (call->translate) {
         buf_consume(&call->tout, call->tout.len);
         translate_stream_feed(&call->ts, ev->name, ev->data, ev->data_len,
@@ -324,6 +432,8 @@ int answer_plain(chat_call_t *call, struct json_object *obj, int status)
     call->reply_body = call->resp.data ? call->resp.data : "";
     call->reply_len = call->resp.len;
     call->est_out = estimate_text(call->reply_body, call->reply_len);
+    if (status == 200 && collecting(call))
+        collect_plain(call, obj);
     if (call->translate)
         return translate_plain(call, status);
     take_model(call, obj);

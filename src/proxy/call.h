@@ -79,9 +79,29 @@ typedef struct chat_call {
     bool budgeted;      /* a hard budget applies to the caller */
     ratelimit_ticket_t ticket;
     budget_reservation_t res;
-    int res_budgets; /* budgets the settled hold covered */
+    int res_budgets;        /* budgets the settled hold covered */
     struct policy_job *job; /* an approval check in flight, or NULL */
     void (*after_policy)(struct chat_call *call); /* when it may go */
+
+    /* Routing between attempts (router.c). */
+    struct route_task *rt; /* the task's route, or NULL */
+    int tier;              /* index in the route, -1 outside it */
+    int retries;           /* retries of the current model */
+    int reasks;
+    int64_t delay_ms; /* before the next attempt */
+    const cfg_model_t *visited[LEDGER_MAX_ATTEMPTS];
+    int n_visited;
+    const char *orig_body; /* the caller's bytes, as received */
+    size_t orig_len;
+    buf_t text; /* the answer's text, for checks */
+    char finish_reason[32];
+    char check_failures[256];
+    bool buffering; /* a stream held until its checks pass */
+    buf_t held;     /* the held stream's bytes */
+    clock_timer_t *backoff_timer;
+    struct event *kick;      /* starts the next attempt on a fresh turn */
+    const char *next_reason; /* the next attempt's ledger reason */
+    int64_t att_t0;          /* when the attempt was sent, monotonic */
 } chat_call_t;
 
 static inline void copy_str(char *dst, size_t size, const char *src)
@@ -112,6 +132,11 @@ int request_build_body(chat_call_t *call, const char *body, size_t len);
 /* An OpenAI chat request rewritten for an Anthropic model into
  * call->body. Returns 0, or -EINVAL after answering 400. */
 int request_translate(chat_call_t *call, struct json_object *obj);
+
+/* Appends the failed answer and a message naming what failed to the
+ * caller's messages (call->orig_body is replaced). 0 or -errno. */
+int request_reask(chat_call_t *call, const char *answer, size_t len,
+                  const char *failures);
 
 /* Checks that the model's provider serves the call's surface and sets
  * call->translate; returns false after answering 400 when it does not. */

@@ -10,6 +10,7 @@
 #include "proxy/chat.h"
 #include "proxy/call.h"
 #include "proxy/policy.h"
+#include "proxy/router.h"
 
 #include "auth/auth.h"
 #include "upstream/openai.h"
@@ -56,6 +57,8 @@ static chat_call_t *call_new(gateway_t *gw, struct evhttp_request *req,
     call->arena = arena;
     call->t0_mono = clock_mono_ms();
     buf_init(&call->resp, gw->config->max_response_bytes);
+    buf_init(&call->text, gw->config->max_response_bytes);
+    buf_init(&call->held, gw->config->max_response_bytes);
     sse_init(&call->sse, SSE_EVENT_CAP);
 
     rec = call->rec = arena_alloc(arena, sizeof(*rec));
@@ -224,13 +227,16 @@ static void call_finish(chat_call_t *call)
     }
     clock_timer_free(call->first_byte_timer);
     clock_timer_free(call->total_timer);
+    clock_timer_free(call->backoff_timer);
+    if (call->kick != NULL)
+        event_free(call->kick);
     stop_hangup_watch(call);
     settle_attempt(call);
     if (call->att != NULL && call->att->error_type[0] == '\0')
         copy_str(call->att->error_type, sizeof(call->att->error_type),
                  rec->error_type);
     if (call->att != NULL)
-        call->att->latency_ms = clock_mono_ms() - call->t0_mono;
+        call->att->latency_ms = clock_mono_ms() - call->att_t0;
     rec->latency_ms = clock_mono_ms() - call->t0_mono;
     outcome_total(rec);
     policy_finish(call);
@@ -244,6 +250,8 @@ static void call_finish(chat_call_t *call)
     if (call->next != NULL)
         call->next->prev = call->prev;
     buf_free(&call->resp);
+    buf_free(&call->text);
+    buf_free(&call->held);
     sse_free(&call->sse);
     answer_free(call);
     arena_free(call->arena);
@@ -442,8 +450,12 @@ static int on_sse_event(void *ctx, const sse_event_t *ev)
     if (call->client_gone)
         return -1;
     answer_stream_event(call, ev, &out, &len);
-    if (len > 0)
+    if (len > 0 && call->buffering) {
+        if (buf_append(&call->held, out, len) < 0)
+            return -1; /* past max_response_bytes: cut like a plain one */
+    } else if (len > 0) {
         stream_write(call, out, len);
+    }
     return 0;
 }
 
@@ -479,7 +491,7 @@ static int on_up_data(void *ctx, const char *data, size_t len)
         }
         return 0;
     }
-    if (!call->reply_started)
+    if (!call->reply_started && !call->buffering)
         start_stream_reply(call);
     /* A caller reading slower than the provider writes: hold the bytes in
      * curl and pause the transfer instead of buffering them here. */
@@ -490,11 +502,34 @@ static int on_up_data(void *ctx, const char *data, size_t len)
     return sse_feed(&call->sse, data, len, on_sse_event, call) < 0 ? -1 : 0;
 }
 
+static bool try_next(chat_call_t *call, int status, const char *body,
+                     bool check_failed);
+
+/* A held stream whose checks passed (or that may not be retried) goes
+ * out to the caller as it came. */
+static void flush_held(chat_call_t *call)
+{
+    start_stream_reply(call);
+    if (call->held.len > 0)
+        stream_write(call, call->held.data, call->held.len);
+}
+
 static void finish_stream(chat_call_t *call, int curl_code)
 {
     bool whole = answer_stream_end(call);
+    bool passed;
 
     if (curl_code != 0 || sse_pending(&call->sse) > 0 || !whole) {
+        if (call->buffering && !call->reply_started) {
+            /* Nothing went out yet: another model may still answer. */
+            settle_attempt(call);
+            if (try_next(call, 0, NULL, false))
+                return;
+            call->buffering = false;
+            call_fail(call, 502, "upstream_error", "upstream_cut", NULL,
+                      "the provider's stream ended before it was complete");
+            return;
+        }
         stream_fail(call, "upstream_cut",
                     "the provider's stream ended before it was complete");
         return;
@@ -502,8 +537,13 @@ static void finish_stream(chat_call_t *call, int curl_code)
     if (call->stream_error)
         copy_str(call->rec->error_type, sizeof(call->rec->error_type),
                  "upstream_stream_error");
-    call->rec->useful = call->saw_content && !call->stream_error;
     price_attempt(call);
+    passed = route_check(call);
+    call->rec->useful = call->saw_content && !call->stream_error && passed;
+    if (!passed && call->buffering && try_next(call, 200, NULL, true))
+        return;
+    if (call->buffering)
+        flush_held(call);
     detach_client(call);
     evhttp_send_reply_end(call->req);
     call_finish(call);
@@ -556,16 +596,24 @@ static void finish_plain(chat_call_t *call)
         return;
     }
     status = answer_plain(call, obj, status);
+    json_object_put(obj);
     if (call->up_status == 200) {
         price_attempt(call);
-    } else {
-        snprintf(call->rec->error_type, sizeof(call->rec->error_type),
-                 "upstream_%d", call->up_status);
-        if (call->att->usage.present)
-            price_attempt(call);
+        if (route_check(call)) {
+            reply_plain(call, status);
+            return;
+        }
+        call->rec->useful = false;
+        if (!try_next(call, 200, NULL, true))
+            reply_plain(call, status);
+        return;
     }
-    json_object_put(obj);
-    reply_plain(call, status);
+    snprintf(call->rec->error_type, sizeof(call->rec->error_type),
+             "upstream_%d", call->up_status);
+    if (call->att->usage.present)
+        price_attempt(call);
+    if (!try_next(call, call->up_status, call->resp.data, false))
+        reply_plain(call, status);
 }
 
 static void fail_transport(chat_call_t *call, int curl_code, const char *error)
@@ -574,6 +622,11 @@ static void fail_transport(chat_call_t *call, int curl_code, const char *error)
         error);
     call->unreachable =
         upstream_code_unreachable(curl_code) && call->att->http_status == 0;
+    if (!call->reply_started) {
+        settle_attempt(call);
+        if (try_next(call, 0, NULL, false))
+            return;
+    }
     if (call->reply_started) {
         stream_fail(call, "upstream_cut",
                     "the provider's connection dropped mid-stream");
@@ -622,6 +675,11 @@ static void on_timeout(void *arg)
                     "complete");
         return;
     }
+    copy_str(call->att->error_type, sizeof(call->att->error_type),
+             "upstream_timeout");
+    settle_attempt(call);
+    if (try_next(call, 0, NULL, false))
+        return;
     call_fail(call, 504, "upstream_error", "upstream_timeout", NULL,
               "the provider did not answer in time");
 }
@@ -641,8 +699,10 @@ static void send_upstream(chat_call_t *call)
 
     request_upstream(call, &rq);
     call->att = att;
+    call->att_t0 = clock_mono_ms();
     att->attempt_no = call->rec->n_attempts;
-    copy_str(att->reason, sizeof(att->reason), "first");
+    copy_str(att->reason, sizeof(att->reason),
+             call->next_reason ? call->next_reason : "first");
     copy_str(att->model, sizeof(att->model), call->model->name);
     copy_str(att->upstream_model, sizeof(att->upstream_model),
              call->model->upstream);
@@ -666,6 +726,121 @@ static void send_upstream(chat_call_t *call)
     start_hangup_watch(call);
 }
 
+/* The state one attempt leaves behind, cleared for the next. */
+static void reset_attempt(chat_call_t *call)
+{
+    stop_hangup_watch(call);
+    clock_timer_free(call->first_byte_timer);
+    clock_timer_free(call->total_timer);
+    call->first_byte_timer = call->total_timer = NULL;
+    call->up = NULL;
+    buf_consume(&call->resp, call->resp.len);
+    buf_consume(&call->text, call->text.len);
+    buf_consume(&call->held, call->held.len);
+    sse_free(&call->sse);
+    sse_init(&call->sse, SSE_EVENT_CAP);
+    answer_free(call);
+    call->up_status = 0;
+    call->content_type[0] = call->retry_after[0] = '\0';
+    call->request_id[0] = call->resp_model[0] = '\0';
+    call->finish_reason[0] = '\0';
+    call->sse_mode = call->too_large = call->unreachable = false;
+    call->saw_content = call->stream_error = call->paused = false;
+    call->est_out = 0;
+    call->rec->useful = false;
+    call->rec->error_type[0] = '\0';
+    call->rec->ttfb_ms = -1;
+}
+
+static const struct timeval zero_tv = {0, 0};
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    send_upstream(arg);
+}
+
+static void on_backoff(void *arg)
+{
+    send_upstream(arg);
+}
+
+/* The next request body: the caller's, rebuilt for the new model, and
+ * for a re-ask with the failed answer and the reason appended. */
+static bool rebuild_body(chat_call_t *call, route_step_t step)
+{
+    struct json_object *obj = NULL;
+    int rc;
+
+    if (step == STEP_REASK &&
+        request_reask(call, call->text.data ? call->text.data : "",
+                      call->text.len, call->check_failures) < 0)
+        return false;
+    if (!request_check_route(call))
+        return false; /* answered */
+    if (call->translate) {
+        obj = json_tokener_parse(call->orig_body);
+        rc = obj ? request_translate(call, obj) : -EINVAL;
+        json_object_put(obj);
+        if (rc == -EINVAL && obj != NULL)
+            return false; /* answered */
+    } else {
+        rc = request_build_body(call, call->orig_body, call->orig_len);
+    }
+    return rc == 0;
+}
+
+/*
+ * Another attempt, when the router has one and the budget takes it:
+ * returns true when it was started (now, or after a backoff), and false
+ * when the caller must be answered with this attempt's result.
+ */
+static bool try_next(chat_call_t *call, int status, const char *body,
+                     bool check_failed)
+{
+    const cfg_model_t *was = call->model;
+    route_step_t step;
+
+    if (call->client_gone || call->gw->draining)
+        return false;
+    if (check_failed && call->att->error_type[0] == '\0')
+        copy_str(call->att->error_type, sizeof(call->att->error_type),
+                 "check_failed");
+    step = route_next(call, status, body, check_failed);
+    if (step == STEP_DONE)
+        return false;
+    if (call->gw->policy != NULL && !policy_next(call)) {
+        call->model = was;
+        return false;
+    }
+    LOG(LOG_INFO, call->rec->id, "attempt %d %s: %s -> %s",
+        call->rec->n_attempts, route_step_reason(step), was->name,
+        call->model->name);
+    call->att->latency_ms = clock_mono_ms() - call->att_t0;
+    reset_attempt(call);
+    if (!rebuild_body(call, step)) {
+        if (call->rec->http_status == 0)
+            call_fail(call, 502, "upstream_error", "reroute_failed", NULL,
+                      "the request could not be rebuilt for the next "
+                      "model");
+        return true;
+    }
+    answer_init(call);
+    call->next_reason = route_step_reason(step);
+    if (call->delay_ms > 0) {
+        if (call->backoff_timer == NULL)
+            call->backoff_timer = clock_timer_new(on_backoff, call);
+        clock_timer_arm(call->backoff_timer, call->delay_ms);
+    } else {
+        /* Not from inside curl's callback: on the next loop turn. */
+        if (call->kick == NULL)
+            call->kick = evtimer_new(call->gw->base, on_kick, call);
+        if (call->kick == NULL)
+            die_oom();
+        evtimer_add(call->kick, &zero_tv);
+    }
+    return true;
+}
+
 static bool route_call(chat_call_t *call, struct json_object *obj,
                        const char *body, size_t len)
 {
@@ -682,6 +857,13 @@ static bool route_call(chat_call_t *call, struct json_object *obj,
                                call->rec->requested_model));
         return false;
     }
+    if (call->gw->router != NULL)
+        route_start(call, obj);
+    call->buffering = call->stream && call->rt != NULL &&
+                      call->rt->checks != NULL &&
+                      checks_any(call->rt->checks) &&
+                      (call->rt->cfg->stream_checks == NULL ||
+                       strcmp(call->rt->cfg->stream_checks, "buffer") == 0);
     if (call->gw->policy != NULL)
         policy_prepare(call);
     if (!request_check_route(call))
@@ -707,6 +889,8 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     struct json_object *obj;
     bool ok;
 
+    call->orig_body = body;
+    call->orig_len = len;
     obj = request_parse(call, body, len);
     if (obj == NULL)
         return;

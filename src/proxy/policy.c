@@ -399,6 +399,34 @@ static bool bound_call(chat_call_t *call)
     return false;
 }
 
+bool policy_next(chat_call_t *call)
+{
+    const price_t *price = reserve_price(call);
+    budget_who_t who = who_of(call);
+    budget_bound_t bound = {
+        .input_tokens =
+            budget_input_bound(call->body_len, count_of(call, "\"role\""),
+                               count_of(call, "image_url\"") +
+                                   count_of(call, "image\"")) +
+            (int64_t)call->text.len + 64, /* a re-ask adds the answer */
+        .output_tokens =
+            call->max_sent > 0 ? call->max_sent : default_cap(call),
+        .web_searches = search_bound(call),
+    };
+
+    if (call->res.active)
+        budget_release(call->gw->policy->book, &call->res);
+    call->worst = 0;
+    if (call->budgeted &&
+        (price == NULL || budget_worst_case(price, &bound, &call->worst)))
+        return false;
+    if (budget_reserve(call->gw->policy->book, &who, call->worst,
+                       clock_now_ms(), &call->res, NULL) == 0)
+        return true;
+    note(call, "cascade stopped:budget%s%s", "", "");
+    return false;
+}
+
 bool policy_reserve(chat_call_t *call)
 {
     budget_who_t who = who_of(call);

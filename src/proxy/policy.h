@@ -48,6 +48,11 @@ void policy_prepare(struct chat_call *call);
  */
 void policy_admit(struct chat_call *call, void (*next)(struct chat_call *));
 
+/* Holds the worst case of the next attempt (a retry, fallback or
+ * escalation, at call->model); false, without answering, when the budget
+ * cannot take it. */
+bool policy_next(struct chat_call *call);
+
 /* Reserves the attempt's worst case; false after answering 429. */
 bool policy_reserve(struct chat_call *call);
 

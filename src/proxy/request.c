@@ -5,6 +5,7 @@
  */
 #include "proxy/call.h"
 
+#include "proxy/router.h"
 #include "util/jsonedit.h"
 
 #include <errno.h>
@@ -506,5 +507,56 @@ int request_translate(chat_call_t *call, struct json_object *obj)
         out.max_tokens = call->max_sent;
     }
     call->max_sent = out.max_tokens;
+    return 0;
+}
+
+#define REASK_DEFAULT                                                          \
+    "Your previous answer did not pass these checks: {failures}. Answer "      \
+    "again and fix them."
+
+/* The re-ask message with {failures} filled in. */
+static const char *reask_text(chat_call_t *call, const char *failures)
+{
+    const char *tmpl = call->rt != NULL && call->rt->cfg->reask_message
+                           ? call->rt->cfg->reask_message
+                           : REASK_DEFAULT;
+    const char *at = strstr(tmpl, "{failures}");
+
+    if (at == NULL)
+        return tmpl;
+    return arena_printf(call->arena, "%.*s%s%s", (int)(at - tmpl), tmpl,
+                        failures, at + 10);
+}
+
+int request_reask(chat_call_t *call, const char *answer, size_t len,
+                  const char *failures)
+{
+    struct json_object *a = json_object_new_string_len(answer, (int)len);
+    struct json_object *m = json_object_new_string(reask_text(call, failures));
+    size_t top = jsonedit_skip_ws(call->orig_body, call->orig_len, 0);
+    json_span_t span;
+    json_edit_t edit;
+
+    if (a == NULL || m == NULL)
+        die_oom();
+    if (jsonedit_find(call->orig_body, call->orig_len, top, "messages", &span) <
+            0 ||
+        span.end < 2 || call->orig_body[span.end - 1] != ']') {
+        json_object_put(a);
+        json_object_put(m);
+        return -EINVAL;
+    }
+    /* Before the array's closing bracket: the answer, then the ask. */
+    edit.start = edit.end = span.end - 1;
+    edit.text =
+        arena_printf(call->arena,
+                     ",{\"role\":\"assistant\",\"content\":%s},"
+                     "{\"role\":\"user\",\"content\":%s}",
+                     json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+                     json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+    call->orig_body = jsonedit_apply(call->arena, call->orig_body,
+                                     call->orig_len, &edit, 1, &call->orig_len);
+    json_object_put(a);
+    json_object_put(m);
     return 0;
 }

@@ -1,0 +1,380 @@
+/*
+ * Routing between attempts. Each task with a route gets its checks,
+ * start rules, retry policy and retry budget compiled once at start; the
+ * learned pass rates live in memory and are saved through the worker.
+ */
+#include "proxy/router.h"
+
+#include "billing/billing.h"
+#include "proxy/call.h"
+#include "util/log.h"
+#include "util/worker.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Records between two saves of the pass rates. */
+#define FLUSH_EVERY 64
+
+static const char *const step_reasons[] = {"first", "retry",    "fallback",
+                                           "reask", "escalate", "context"};
+
+const char *route_step_reason(route_step_t step)
+{
+    return step_reasons[step];
+}
+
+static uint64_t next_rand(router_t *r)
+{
+    /* xorshift64*: jitter and exploration need spread, not secrecy. */
+    r->rnd ^= r->rnd >> 12;
+    r->rnd ^= r->rnd << 25;
+    r->rnd ^= r->rnd >> 27;
+    return r->rnd * UINT64_C(2685821657736338717);
+}
+
+static int compile_task(route_task_t *rt, const cfg_task_t *t, char *err,
+                        size_t errlen)
+{
+    char why[256] = "";
+    int rc = 0;
+
+    rt->cfg = t;
+    retry_policy_init(&rt->retry);
+    rt->retry.max_retries = t->retry_max;
+    rt->retry.base_ms = t->retry_base_ms;
+    rt->retry.cap_ms = t->retry_max_ms;
+    retry_budget_init(&rt->budget, 60, 1000,
+                      (int)(t->retry_budget_share * 1000 + 0.5), 1);
+    if (t->checks != NULL)
+        rc = checks_parse_json(t->checks, &rt->checks, why, sizeof(why));
+    if (rc == 0 && t->start_rules != NULL)
+        rc = route_rules_parse_json(t->start_rules, 0, &rt->rules, why,
+                                    sizeof(why));
+    if (rc == 0 && rt->rules != NULL &&
+        route_rules_max_tier(rt->rules) >= (int)t->n_route)
+        snprintf(why, sizeof(why),
+                 "a start rule names a tier past the "
+                 "route's %zu models",
+                 t->n_route),
+            rc = -EINVAL;
+    if (rc < 0)
+        snprintf(err, errlen, "task '%s' (line %d): %s", t->name, t->line, why);
+    return rc;
+}
+
+int router_open(gateway_t *gw, char *err, size_t errlen)
+{
+    const config_t *cfg = gw->config;
+    router_t *r = calloc(1, sizeof(*r));
+    route_stats_opts_t opts;
+    route_stats_rows_t rows = {0};
+    int rc;
+
+    if (r == NULL)
+        die_oom();
+    gw->router = r;
+    r->rnd = (uint64_t)clock_now_ms() | 1;
+    r->tasks = calloc(cfg->n_tasks ? cfg->n_tasks : 1, sizeof(*r->tasks));
+    if (r->tasks == NULL)
+        die_oom();
+    for (size_t i = 0; i < cfg->n_tasks; i++, r->n_tasks++)
+        if ((rc = compile_task(&r->tasks[i], &cfg->tasks[i], err, errlen)))
+            return rc;
+    route_stats_opts_init(&opts);
+    if (route_stats_new(&opts, &r->stats) < 0)
+        die_oom();
+    rc = route_stats_load(cfg->ledger_path, &rows, err, errlen);
+    if (rc == 0)
+        route_stats_merge(r->stats, &rows);
+    route_stats_rows_free(&rows);
+    return rc;
+}
+
+void router_close(gateway_t *gw)
+{
+    router_t *r = gw->router;
+
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_tasks; i++) {
+        checks_free(r->tasks[i].checks);
+        route_rules_free(r->tasks[i].rules);
+    }
+    free(r->tasks);
+    route_stats_free(r->stats);
+    free(r);
+    gw->router = NULL;
+}
+
+void router_flush(gateway_t *gw)
+{
+    if (gw->router != NULL && gw->worker != NULL)
+        route_stats_flush(gw->router->stats, gw->worker,
+                          gw->config->ledger_path);
+}
+
+static route_task_t *task_route(gateway_t *gw, const char *task)
+{
+    router_t *r = gw->router;
+
+    for (size_t i = 0; r != NULL && i < r->n_tasks; i++)
+        if (strcmp(r->tasks[i].cfg->name, task) == 0)
+            return &r->tasks[i];
+    return NULL;
+}
+
+static bool visited(const chat_call_t *call, const cfg_model_t *m)
+{
+    for (int i = 0; i < call->n_visited; i++)
+        if (call->visited[i] == m)
+            return true;
+    return false;
+}
+
+static void visit(chat_call_t *call, const cfg_model_t *m)
+{
+    if (!visited(call, m) && call->n_visited < LEDGER_MAX_ATTEMPTS)
+        call->visited[call->n_visited++] = m;
+}
+
+static int64_t window_of(const chat_call_t *call, const cfg_model_t *m)
+{
+    const price_t *p = m->has_price ? &m->price : NULL;
+    const char *names[3] = {m->price_entry, m->upstream, m->name};
+
+    for (int i = 0; p == NULL && i < 3; i++)
+        if (names[i] != NULL)
+            p = billing_lookup_at(call->gw->prices, names[i],
+                                  call->rec->started_ms / 1000);
+    return p != NULL ? p->max_input_tokens : 0;
+}
+
+/* The first tier from `from` whose window takes `tokens`, or -1. */
+static int tier_that_fits(chat_call_t *call, int from, int64_t tokens)
+{
+    const cfg_task_t *t = call->rt->cfg;
+
+    for (size_t i = (size_t)from; i < t->n_route; i++) {
+        const cfg_model_t *m = config_find_model(call->gw->config, t->route[i]);
+        int64_t w = m ? window_of(call, m) : 0;
+
+        if (m != NULL && (w == 0 || w >= tokens))
+            return (int)i;
+    }
+    return -1;
+}
+
+static int start_tier(chat_call_t *call, struct json_object *obj,
+                      int64_t tokens)
+{
+    const cfg_task_t *t = call->rt->cfg;
+    route_features_t f;
+
+    if (t->route_auto)
+        return route_auto_pick(call->gw->router->stats, t->name, t->route,
+                               t->n_route, t->target_pass_rate,
+                               t->explore_share, next_rand(call->gw->router),
+                               NULL);
+    if (call->rt->rules == NULL || route_features_from_request(obj, &f) < 0)
+        return 0;
+    f.input_tokens = tokens;
+    f.key = call->rec->key_id;
+    f.team = call->rec->team;
+    return route_rules_pick(call->rt->rules, &f, NULL);
+}
+
+/* The route index of the model the caller asked for (honour), or of
+ * the route's model of the same tier (map); -1 when none. */
+static int requested_tier(chat_call_t *call, bool by_tier)
+{
+    const cfg_task_t *t = call->rt->cfg;
+
+    for (size_t i = 0; i < t->n_route; i++) {
+        const cfg_model_t *m = config_find_model(call->gw->config, t->route[i]);
+
+        if (m == call->model || (by_tier && m->tier == call->model->tier))
+            return (int)i;
+    }
+    return -1;
+}
+
+void route_start(chat_call_t *call, struct json_object *obj)
+{
+    const char *how;
+    int64_t tokens;
+    int tier, fit;
+
+    call->rt = task_route(call->gw, call->rec->task);
+    call->tier = -1;
+    if (call->rt == NULL || call->rt->cfg->n_route == 0) {
+        visit(call, call->model);
+        return;
+    }
+    retry_budget_note_call(&call->rt->budget, clock_mono_ms());
+    how = call->rt->cfg->requested_model ? call->rt->cfg->requested_model
+                                         : "override";
+    tokens = usage_estimate_tokens(call->orig_body, call->orig_len);
+    tier = strcmp(how, "override") == 0
+               ? -1
+               : requested_tier(call, strcmp(how, "map") == 0);
+    if (tier < 0 && strcmp(how, "honour") == 0) {
+        visit(call, call->model); /* a model outside the route, as asked */
+        return;
+    }
+    if (tier < 0)
+        tier = start_tier(call, obj, tokens);
+    /* A prompt predicted not to fit starts where it fits. */
+    fit = tier_that_fits(call, tier, tokens);
+    if (fit > tier)
+        tier = fit;
+    call->tier = tier;
+    call->model =
+        config_find_model(call->gw->config, call->rt->cfg->route[tier]);
+    visit(call, call->model);
+}
+
+bool route_check(chat_call_t *call)
+{
+    checks_result_t res;
+    route_task_t *rt = call->rt;
+
+    if (rt == NULL || rt->checks == NULL || !checks_any(rt->checks))
+        return true;
+    checks_run(rt->checks, call->text.data ? call->text.data : "",
+               call->text.len,
+               call->finish_reason[0] ? call->finish_reason : NULL, &res);
+    checks_summary(&res, call->att->checks, sizeof(call->att->checks));
+    checks_failures(&res, call->check_failures, sizeof(call->check_failures));
+    if (route_stats_record(call->gw->router->stats, rt->cfg->name,
+                           call->model->name, res.passed,
+                           clock_now_ms()) == 0 &&
+        ++call->gw->router->unsaved >= FLUSH_EVERY) {
+        call->gw->router->unsaved = 0;
+        router_flush(call->gw);
+    }
+    return res.passed;
+}
+
+/* The next model of the chain not tried yet: the task's fallbacks, else
+ * the tiers above the current one. */
+static const cfg_model_t *next_model(chat_call_t *call)
+{
+    const cfg_task_t *t = call->rt->cfg;
+    const config_t *cfg = call->gw->config;
+
+    for (size_t i = 0; i < t->n_fallbacks; i++) {
+        const cfg_model_t *m = config_find_model(cfg, t->fallbacks[i]);
+
+        if (m != NULL && !visited(call, m))
+            return m;
+    }
+    for (size_t i = (size_t)(call->tier + 1); i < t->n_route; i++) {
+        const cfg_model_t *m = config_find_model(cfg, t->route[i]);
+
+        if (m != NULL && !visited(call, m)) {
+            call->tier = (int)i;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static route_step_t go(chat_call_t *call, const cfg_model_t *m,
+                       route_step_t step)
+{
+    if (m == NULL)
+        return STEP_DONE;
+    call->model = m;
+    call->retries = 0;
+    visit(call, m);
+    return step;
+}
+
+static route_step_t after_check(chat_call_t *call)
+{
+    const cfg_task_t *t = call->rt->cfg;
+
+    if (t->on_check_fail != NULL && strcmp(t->on_check_fail, "reask") == 0 &&
+        call->reasks < 1 && call->surface != SURFACE_RESPONSES &&
+        call->surface != SURFACE_EMBEDDINGS) {
+        call->reasks++;
+        return STEP_REASK;
+    }
+    call->reasks = 0;
+    return go(call, next_model(call), STEP_ESCALATE);
+}
+
+static route_step_t retry_same(chat_call_t *call)
+{
+    int64_t asked = -1;
+
+    retry_after_pick(NULL, call->retry_after[0] ? call->retry_after : NULL,
+                     clock_now_ms(), &asked);
+    call->delay_ms = retry_delay_ms(&call->rt->retry, call->retries + 1, asked,
+                                    next_rand(call->gw->router));
+    if (call->delay_ms < 0 ||
+        !retry_budget_take(&call->rt->budget, clock_mono_ms()))
+        return STEP_DONE;
+    call->retries++;
+    return STEP_RETRY;
+}
+
+/* A larger window for a prompt that did not fit: the route's models and
+ * fallbacks not tried, whose window is larger than this one's. */
+static route_step_t bigger(chat_call_t *call)
+{
+    const cfg_task_t *t = call->rt->cfg;
+    int64_t now = window_of(call, call->model);
+    const config_t *cfg = call->gw->config;
+
+    for (size_t i = 0; i < t->n_route + t->n_fallbacks; i++) {
+        const char *name =
+            i < t->n_route ? t->route[i] : t->fallbacks[i - t->n_route];
+        const cfg_model_t *m = config_find_model(cfg, name);
+
+        if (m != NULL && !visited(call, m) &&
+            (window_of(call, m) == 0 || window_of(call, m) > now))
+            return go(call, m, STEP_BIGGER);
+    }
+    return STEP_DONE;
+}
+
+route_step_t route_next(chat_call_t *call, int status, const char *body,
+                        bool check_failed)
+{
+    int cap;
+    retry_class_t cls;
+    route_step_t step;
+
+    call->delay_ms = 0;
+    if (call->rt == NULL ||
+        call->rt->cfg->n_route + call->rt->cfg->n_fallbacks == 0)
+        return STEP_DONE;
+    cap = call->rt->cfg->max_attempts < LEDGER_MAX_ATTEMPTS
+              ? call->rt->cfg->max_attempts
+              : LEDGER_MAX_ATTEMPTS;
+    if (call->rec->n_attempts >= cap)
+        return STEP_DONE;
+    if (check_failed)
+        return after_check(call);
+    cls = retry_classify(call->model->provider->type, status, body);
+    if (cls == RETRY_NEVER)
+        return STEP_DONE;
+    if (cls == RETRY_CONTEXT_OVERFLOW)
+        return bigger(call);
+    if (cls == RETRY_SAME && (step = retry_same(call)) != STEP_DONE)
+        return step;
+    return go(call, next_model(call), STEP_FALLBACK);
+}
+
+void route_feedback(gateway_t *gw, const char *task, const char *model,
+                    bool useful)
+{
+    if (gw->router != NULL)
+        route_stats_feedback(gw->router->stats, task, model, useful,
+                             clock_now_ms());
+}
