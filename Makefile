@@ -100,3 +100,21 @@ build/bench/tokens_bench: bench/tokens/tokens_bench.c \
 
 bench-tokens: build/bench/tokens_bench
 	@bench/tokens/run.sh
+
+.PHONY: bench-audit bench-replay
+
+bench-audit: tollgate
+	@bench/audit/run.sh
+
+bench-replay: tollgate
+	@bench/replay/run.sh
+
+.PHONY: bench-context
+
+build/bench/context_bench: bench/context/context_bench.c \
+    $(filter-out build/rel/src/main.o,$(REL_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(REL_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-context: build/bench/context_bench
+	@build/bench/context_bench

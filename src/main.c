@@ -3,6 +3,7 @@
  * parses its own options and returns the process exit code.
  */
 #include "admin/admin.h"
+#include "audit/audit.h"
 #include "config/config.h"
 #include "http/gateway.h"
 #include "report/report.h"
@@ -35,6 +36,8 @@ static void usage(FILE *out)
           "  keys create|list|revoke|rotate --config FILE   run-time keys\n"
           "  approve ID --by NAME [--standing --until TIME | --deny]\n"
           "         --config FILE | approvals list --config FILE\n"
+          "  audit FILE... | replay --policy FILE FILE...   spend, leaks, "
+          "what-if\n"
           "  version\n",
           out);
 }
@@ -202,6 +205,10 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "prices") == 0)
         return prices_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return audit_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0)
+        return replay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tokens") == 0)
         return tokens_main(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
