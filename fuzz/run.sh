@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 60). Prints execs per target and any crash input.
-# Usage: fuzz/run.sh [TARGET...]   (default: sse jsonedit request bodylimit)
+# Usage: fuzz/run.sh [TARGET...]
+#   (default: sse jsonedit request bodylimit usage translate billing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 OUT=build/fuzz
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(sse jsonedit request bodylimit)
+[[ ${#TARGETS[@]} -eq 0 ]] &&
+    TARGETS=(sse jsonedit request bodylimit usage translate billing)
 
 CLANG=${CLANG:-}
 if [[ -z $CLANG ]]; then
@@ -32,10 +34,22 @@ JSONC_LIBS=$(pkg-config --libs json-c libevent)
 sources() {
     case $1 in
     sse) echo fuzz/fuzz_sse.c src/upstream/sse.c src/util/arena.c ;;
-    jsonedit) echo fuzz/fuzz_jsonedit.c src/util/jsonedit.c src/util/arena.c ;;
-    request) echo fuzz/fuzz_request.c src/util/jsonedit.c src/util/arena.c ;;
+    jsonedit) echo fuzz/fuzz_jsonedit.c src/util/jsonedit.c \
+                   src/util/common.c src/util/arena.c ;;
+    request) echo fuzz/fuzz_request.c src/util/jsonedit.c \
+                  src/util/common.c src/util/arena.c ;;
     bodylimit) echo fuzz/fuzz_bodylimit.c src/http/bodylimit.c \
                     src/util/arena.c ;;
+    usage) echo fuzz/fuzz_usage.c src/upstream/usage.c \
+                src/upstream/openai.c src/upstream/sse.c src/util/arena.c ;;
+    translate) echo fuzz/fuzz_translate.c src/proxy/translate.c \
+                    src/upstream/usage.c src/upstream/openai.c \
+                    src/upstream/sse.c src/util/arena.c ;;
+    billing) echo fuzz/fuzz_billing.c src/billing/compare.c \
+                  src/billing/cost.c src/billing/decimal.c \
+                  src/billing/genai.c src/billing/import.c \
+                  src/billing/litellm.c src/billing/rates.c \
+                  src/billing/table.c src/util/arena.c ;;
     *) return 1 ;;
     esac
 }
@@ -44,6 +58,13 @@ dict() {
     case $1 in
     sse) echo fuzz/sse.dict ;;
     bodylimit) echo fuzz/http.dict ;;
+    usage) echo fuzz/usage.dict ;;
+    translate)
+        # libFuzzer takes one dictionary: the answer tokens and the
+        # request tokens together.
+        cat fuzz/usage.dict fuzz/translate.dict >"$OUT/translate.dict"
+        echo "$OUT/translate.dict" ;;
+    billing) echo fuzz/billing.dict ;;
     *) echo fuzz/json.dict ;;
     esac
 }

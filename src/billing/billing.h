@@ -11,6 +11,11 @@
 /* A rate that the entry does not define. */
 #define PRICE_ABSENT INT64_C(-1)
 
+/* The largest rate or fee accepted, in picodollars per token ($1,000 a
+ * token): far above any real price, and small enough that the cost
+ * arithmetic can double and sum rates without overflow. */
+#define PRICE_RATE_MAX INT64_C(1000000000000000)
+
 /* Set in price_t.layout by billing_price_init(); see price_t. */
 #define PRICE_LAYOUT UINT32_C(0x70726332)
 

@@ -131,7 +131,7 @@ int billing_parse_price(const char *text, size_t len, bool per_million,
 
     if (text == NULL || out == NULL || decimal_scan(text, len, &dec) < 0)
         return -EINVAL;
-    if (decimal_to_int(&dec, shift, &value) < 0)
+    if (decimal_to_int(&dec, shift, &value) < 0 || value > PRICE_RATE_MAX)
         return -EINVAL;
     *out = value;
     return 0;

@@ -266,9 +266,9 @@ static int number_read(struct element *el, const char *key, json_object *v,
     if (json_decimal_text(v, &text, &len) != 0 ||
         !(json_object_is_type(v, json_type_double) ||
           json_object_is_type(v, json_type_int)) ||
-        decimal_scaled(text, len, shift, out) < 0) {
+        decimal_scaled(text, len, shift, out) < 0 || *out > PRICE_RATE_MAX) {
         snprintf(el->why, sizeof(el->why),
-                 "%s is not a whole number of picodollars", key);
+                 "%s is not a whole number of picodollars up to $1000", key);
         return -EINVAL;
     }
     return 0;

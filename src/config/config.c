@@ -365,10 +365,11 @@ static void price_field(loader_t *ld, void *obj, const char *key,
         if (strcmp(key, price_keys[i].name) != 0)
             continue;
         s = scalar(ld, v, line, key);
-        if (s != NULL && billing_parse_price(s, strlen(s), true, rate) < 0)
+        if (s != NULL && (billing_parse_price(s, strlen(s), true, rate) < 0 ||
+                          *rate > PRICE_RATE_MAX / price_keys[i].scale))
             fail(ld, line,
                  "price %s '%s' is not a decimal number of USD "
-                 "per million tokens",
+                 "per million tokens (at most $1000 a token)",
                  key, s);
         else if (s != NULL)
             *rate *= price_keys[i].scale;

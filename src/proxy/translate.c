@@ -10,6 +10,8 @@
  */
 #include "proxy/translate.h"
 
+#include "upstream/usage.h"
+
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -1172,7 +1174,11 @@ int translate_answer_to_openai(arena_t *arena, const char *text, size_t len,
         goto out_msg;
 
     update_counts(&counts, member(msg, "usage"));
-    counts_to_usage(&counts, &out->usage);
+    /* The bill comes from the same reader /v1/messages uses: usage it
+     * refuses (a count that is a string, null or missing) is missing
+     * here too, and gets estimated, never priced as 0. */
+    if (usage_read_anthropic(msg, &out->usage) != 0)
+        memset(&out->usage, 0, sizeof(out->usage));
     if (member_str(msg, "model") != NULL)
         out->provider_model = arena_strdup(arena, member_str(msg, "model"));
     completion = completion_json(arena, msg, opts, &counts);

@@ -530,7 +530,7 @@ static void test_config_error_models(void **state)
                   "upstream, tier, price, price_entry, max_tokens)\n"
                   "10: model needs a name\n"
                   "16: price input 'abc' is not a decimal number of USD per "
-                  "million tokens\n"
+                  "million tokens (at most $1000 a token)\n"
                   "17: unknown price key 'output_tokens' (expected input, "
                   "cached_input, cache_write, cache_write_1h, output, "
                   "reasoning_output, audio_input, audio_output, "
