@@ -65,6 +65,13 @@ typedef struct ledger_outcome {
     /* What the policy stage did: "step_down:model=...", "approved:ID by
      * NAME", "held:ID", "refused:budget"; "" when nothing. */
     char policy[128];
+    /* Context trimming: input tokens before and after (0 when the task
+     * trims nothing), dollars saved at the model's input price, and
+     * whether the last user turn refers to what was removed. */
+    int64_t trim_before;
+    int64_t trim_after;
+    pico_t trim_saved;
+    bool trim_flagged;
     int n_attempts;
     ledger_attempt_t attempts[LEDGER_MAX_ATTEMPTS];
 } ledger_outcome_t;

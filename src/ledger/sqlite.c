@@ -80,7 +80,15 @@ struct ledger {
     "ALTER TABLE outcomes ADD COLUMN usage_estimated INTEGER NOT NULL"         \
     " DEFAULT 0;"                                                              \
     "ALTER TABLE outcomes ADD COLUMN cost_estimate_pico INTEGER;"              \
-    "ALTER TABLE outcomes ADD COLUMN policy TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE outcomes ADD COLUMN policy TEXT NOT NULL DEFAULT '';"         \
+    "ALTER TABLE outcomes ADD COLUMN input_tokens_before_trim INTEGER NOT"     \
+    " NULL DEFAULT 0;"                                                         \
+    "ALTER TABLE outcomes ADD COLUMN input_tokens_after_trim INTEGER NOT"      \
+    " NULL DEFAULT 0;"                                                         \
+    "ALTER TABLE outcomes ADD COLUMN trim_saved_pico INTEGER NOT NULL"         \
+    " DEFAULT 0;"                                                              \
+    "ALTER TABLE outcomes ADD COLUMN trim_flagged INTEGER NOT NULL"            \
+    " DEFAULT 0;"
 #define V2_ATTEMPT_COLUMNS                                                     \
     "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL"   \
     " DEFAULT 0;"                                                              \
@@ -154,9 +162,11 @@ static const char put_outcome_sql[] =
     " useful, input_tokens, cached_tokens, cache_write_tokens,"
     " output_tokens, reasoning_tokens, cost_status, cost_pico, latency_ms,"
     " ttfb_ms, n_attempts, cache_write_1h_tokens, web_searches,"
-    " usage_estimated, cost_estimate_pico, policy) VALUES (?1, ?2, ?3,"
-    " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+    " usage_estimated, cost_estimate_pico, policy,"
+    " input_tokens_before_trim, input_tokens_after_trim, trim_saved_pico,"
+    " trim_flagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
+    " ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 static const char put_attempt_sql[] =
     "INSERT INTO attempts (outcome_id, attempt_no, reason, model,"
@@ -292,6 +302,10 @@ static int put_outcome(ledger_t *ledger, const ledger_outcome_t *outcome)
     sqlite3_bind_int(st, 26, usage->estimated);
     bind_estimate(st, 27, outcome->cost_status, outcome->cost_estimate);
     BIND_TEXT(st, 28, outcome->policy);
+    sqlite3_bind_int64(st, 29, outcome->trim_before);
+    sqlite3_bind_int64(st, 30, outcome->trim_after);
+    sqlite3_bind_int64(st, 31, outcome->trim_saved);
+    sqlite3_bind_int(st, 32, outcome->trim_flagged);
     rc = step_reset(st);
 
     for (int i = 0; rc == SQLITE_OK && i < attempts_stored(outcome); i++)

@@ -146,6 +146,10 @@ bool request_check_route(chat_call_t *call);
  * surface and provider kind (strings live in the call's arena). */
 void request_upstream(chat_call_t *call, upstream_request_t *rq);
 
+/* The price the call's model is held and reported at before the
+ * provider answers (config price, price entry, upstream id, name). */
+const price_t *call_price(const chat_call_t *call);
+
 /* Sets up the answer state once the route is known. */
 void answer_init(chat_call_t *call);
 void answer_free(chat_call_t *call);

@@ -841,9 +841,10 @@ static bool try_next(chat_call_t *call, int status, const char *body,
     return true;
 }
 
-static bool route_call(chat_call_t *call, struct json_object *obj,
+static bool route_call(chat_call_t *call, struct json_object **objp,
                        const char *body, size_t len)
 {
+    struct json_object *obj = *objp;
     int rc;
 
     call->model =
@@ -866,6 +867,12 @@ static bool route_call(chat_call_t *call, struct json_object *obj,
                        strcmp(call->rt->cfg->stream_checks, "buffer") == 0);
     if (call->gw->policy != NULL)
         policy_prepare(call);
+    if (call->gw->router != NULL) {
+        route_trim(call, objp);
+        obj = *objp;
+        body = call->orig_body;
+        len = call->orig_len;
+    }
     if (!request_check_route(call))
         return false;
     rc = call->translate ? request_translate(call, obj)
@@ -894,7 +901,7 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     obj = request_parse(call, body, len);
     if (obj == NULL)
         return;
-    ok = request_read(call, obj, key) && route_call(call, obj, body, len);
+    ok = request_read(call, obj, key) && route_call(call, &obj, body, len);
     json_object_put(obj);
     if (ok && call->gw->policy != NULL)
         policy_admit(call, send_upstream);

@@ -165,7 +165,7 @@ static int64_t estimate_input(const char *body, size_t len)
 
 /* The price the call's model is reserved at (the same order as pricing,
  * without the provider's answer, which has not come yet). */
-static const price_t *reserve_price(const chat_call_t *call)
+const price_t *call_price(const chat_call_t *call)
 {
     const char *names[3] = {call->model->price_entry, call->model->upstream,
                             call->model->name};
@@ -185,7 +185,7 @@ static const price_t *reserve_price(const chat_call_t *call)
  * gateway's default. */
 static int64_t default_cap(const chat_call_t *call)
 {
-    const price_t *price = reserve_price(call);
+    const price_t *price = call_price(call);
 
     if (call->model->max_tokens > 0)
         return call->model->max_tokens;
@@ -369,7 +369,7 @@ static int64_t search_bound(const chat_call_t *call)
  * model has no price (an unpriced call would spend without counting). */
 static bool bound_call(chat_call_t *call)
 {
-    const price_t *price = reserve_price(call);
+    const price_t *price = call_price(call);
     budget_bound_t bound = {
         .input_tokens = budget_input_bound(
             call->body_len, count_of(call, "\"role\""),
@@ -401,7 +401,7 @@ static bool bound_call(chat_call_t *call)
 
 bool policy_next(chat_call_t *call)
 {
-    const price_t *price = reserve_price(call);
+    const price_t *price = call_price(call);
     budget_who_t who = who_of(call);
     budget_bound_t bound = {
         .input_tokens =

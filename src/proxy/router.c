@@ -7,6 +7,7 @@
 
 #include "billing/billing.h"
 #include "proxy/call.h"
+#include "tokens/tokens.h"
 #include "util/log.h"
 #include "util/worker.h"
 
@@ -54,6 +55,10 @@ static int compile_task(route_task_t *rt, const cfg_task_t *t, char *err,
     if (rc == 0 && t->start_rules != NULL)
         rc = route_rules_parse_json(t->start_rules, 0, &rt->rules, why,
                                     sizeof(why));
+    if (rc == 0 && t->context != NULL) {
+        rt->has_context = true;
+        rc = context_policy_parse(t->context, &rt->context, why, sizeof(why));
+    }
     if (rc == 0 && rt->rules != NULL &&
         route_rules_max_tier(rt->rules) >= (int)t->n_route)
         snprintf(why, sizeof(why),
@@ -84,6 +89,16 @@ int router_open(gateway_t *gw, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->n_tasks; i++, r->n_tasks++)
         if ((rc = compile_task(&r->tasks[i], &cfg->tasks[i], err, errlen)))
             return rc;
+    /* Exact counts for trimming need the rank files; without them the
+     * trimmer estimates and says so. */
+    for (size_t i = 0; i < r->n_tasks; i++)
+        if (r->tasks[i].has_context && r->enc[0] == NULL) {
+            if (tokens_load(TOKENS_O200K, NULL, &r->enc[0]) < 0 ||
+                tokens_load(TOKENS_CL100K, NULL, &r->enc[1]) < 0)
+                log_warn("context trimming: no token rank files found; "
+                         "counts are estimates (scripts/"
+                         "fetch-tokenizer-data.sh installs them)");
+        }
     route_stats_opts_init(&opts);
     if (route_stats_new(&opts, &r->stats) < 0)
         die_oom();
@@ -105,6 +120,8 @@ void router_close(gateway_t *gw)
         route_rules_free(r->tasks[i].rules);
     }
     free(r->tasks);
+    tokens_free(r->enc[0]);
+    tokens_free(r->enc[1]);
     route_stats_free(r->stats);
     free(r);
     gw->router = NULL;
@@ -377,4 +394,49 @@ void route_feedback(gateway_t *gw, const char *task, const char *model,
     if (gw->router != NULL)
         route_stats_feedback(gw->router->stats, task, model, useful,
                              clock_now_ms());
+}
+
+static const tokens_encoding_t *encoding_for(chat_call_t *call)
+{
+    tokens_kind_t kind;
+
+    if (!tokens_model_kind(call->model->upstream, &kind))
+        return NULL;
+    return call->gw->router->enc[kind == TOKENS_O200K ? 0 : 1];
+}
+
+void route_trim(chat_call_t *call, struct json_object **obj)
+{
+    route_task_t *rt = task_route(call->gw, call->rec->task);
+    ledger_outcome_t *rec = call->rec;
+    context_result_t res;
+    struct json_object *trimmed;
+
+    if (rt == NULL || !rt->has_context ||
+        (call->surface != SURFACE_CHAT && call->surface != SURFACE_MESSAGES))
+        return;
+    if (context_trim(call->arena,
+                     call->surface == SURFACE_MESSAGES ? CONTEXT_ANTHROPIC
+                                                       : CONTEXT_OPENAI_CHAT,
+                     *obj, &rt->context, encoding_for(call),
+                     call->model->upstream, &res) < 0)
+        return;
+    rec->trim_before = res.tokens_before;
+    rec->trim_after = res.tokens_after;
+    rec->trim_flagged = res.risk;
+    if (!res.changed || (trimmed = json_tokener_parse(res.body)) == NULL)
+        return;
+    rec->trim_saved = context_saved_pico(call_price(call),
+                                         res.tokens_before - res.tokens_after);
+    if (res.risk)
+        LOG(LOG_INFO, rec->id,
+            "context trimmed %lld -> %lld tokens; the last user turn "
+            "refers to removed text (\"%s\"%s)",
+            (long long)res.tokens_before, (long long)res.tokens_after,
+            res.n_risk_words ? res.risk_words[0] : "",
+            res.n_risk_words > 1 ? ", ..." : "");
+    json_object_put(*obj);
+    *obj = trimmed;
+    call->orig_body = res.body;
+    call->orig_len = res.body_len;
 }

@@ -9,6 +9,7 @@
 #ifndef TOLLGATE_ROUTER_H
 #define TOLLGATE_ROUTER_H
 
+#include "context/context.h"
 #include "http/gateway.h"
 #include "route/checks.h"
 #include "route/retry.h"
@@ -28,13 +29,16 @@ typedef struct route_task {
     route_rules_t *rules; /* NULL: start at tier 0 */
     retry_policy_t retry;
     retry_budget_t budget; /* retries as a share of calls */
+    bool has_context;      /* the task trims context */
+    context_policy_t context;
 } route_task_t;
 
 typedef struct router {
     route_task_t *tasks;
     size_t n_tasks;
     route_stats_t *stats;
-    int unsaved;  /* records since the last save */
+    int unsaved;                    /* records since the last save */
+    struct tokens_encoding *enc[2]; /* o200k, cl100k; NULL: estimate */
     uint64_t rnd; /* xorshift state for jitter and exploration */
 } router_t;
 
@@ -80,6 +84,11 @@ bool route_check(struct chat_call *call);
  */
 route_step_t route_next(struct chat_call *call, int status, const char *body,
                         bool check_failed);
+
+/* Trims the request's context by its task's policy (a no-op for tasks
+ * without one): *obj and call->orig_body are replaced by the trimmed
+ * request, and the counts go into the outcome. */
+void route_trim(struct chat_call *call, struct json_object **obj);
 
 /* Caller feedback on an outcome answered by model on task. */
 void route_feedback(gateway_t *gw, const char *task, const char *model,
