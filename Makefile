@@ -118,3 +118,18 @@ build/bench/context_bench: bench/context/context_bench.c \
 
 bench-context: build/bench/context_bench
 	@build/bench/context_bench
+
+.PHONY: dashboard bench-report
+
+# The dashboard's front end: uPlot from npm plus web/, into build/dashboard/
+# (never committed). The gateway and `report --format html` read it there.
+dashboard:
+	@scripts/build-dashboard.sh
+
+build/bench/report_gen: bench/report/gen.c \
+    $(filter-out build/rel/src/main.o,$(REL_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(REL_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-report: tollgate build/bench/report_gen
+	@bench/report/run.sh

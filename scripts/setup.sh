@@ -23,6 +23,11 @@ fetch_ranks() {
 }
 trap fetch_ranks EXIT
 
+# The dashboard's bundle needs npm and its test a headless Chromium;
+# installed from Debian only where no other install provides them.
+command -v npm >/dev/null || pkgs+=(npm)
+command -v chromium >/dev/null || pkgs+=(chromium)
+
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -8,6 +8,9 @@
 #include "admin/admin.h"
 #include "auth/auth.h"
 #include "auth/keyring.h"
+#include "dashboard/dashboard.h"
+#include "feedback/feedback.h"
+#include "metrics/metrics.h"
 #include "proxy/chat.h"
 #include "proxy/policy.h"
 #include "proxy/router.h"
@@ -346,6 +349,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
         chat_handle(gw, req, SURFACE_EMBEDDINGS);
     } else if (strcmp(path, "/v1/models") == 0) {
         handle_models(gw, req);
+    } else if (strncmp(path, "/v1/outcomes/", 13) == 0) {
+        feedback_handle(gw, req);
+    } else if (strcmp(path, "/metrics") == 0) {
+        metrics_handle(gw, req);
+    } else if (strncmp(path, "/dashboard", 10) == 0) {
+        dashboard_handle(gw, req);
     } else {
         gateway_send_error(req, 404, "invalid_request_error", "unknown_url",
                            NULL, "this gateway has no such endpoint");

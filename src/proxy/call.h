@@ -102,6 +102,7 @@ typedef struct chat_call {
     struct event *kick;      /* starts the next attempt on a fresh turn */
     const char *next_reason; /* the next attempt's ledger reason */
     int64_t att_t0;          /* when the attempt was sent, monotonic */
+    char rework_key[65];     /* the asked thing, for linking repeats */
 } chat_call_t;
 
 static inline void copy_str(char *dst, size_t size, const char *src)

@@ -11,6 +11,9 @@
 #include "proxy/call.h"
 #include "proxy/policy.h"
 #include "proxy/router.h"
+#include "feedback/feedback.h"
+#include "feedback/rework.h"
+#include "metrics/metrics.h"
 
 #include "auth/auth.h"
 #include "upstream/openai.h"
@@ -240,6 +243,9 @@ static void call_finish(chat_call_t *call)
     rec->latency_ms = clock_mono_ms() - call->t0_mono;
     outcome_total(rec);
     policy_finish(call);
+    /* One observation per ledger record: the lag gauge pairs them. */
+    metrics_observe(metrics_of(gw), rec);
+    rework_observe(gw, rec, call->rework_key);
     ledger_append(gw->ledger, rec);
     log_outcome(rec);
 
@@ -888,6 +894,23 @@ static bool route_call(chat_call_t *call, struct json_object **objp,
     return true;
 }
 
+/* What the request says about earlier outcomes: the rework key of its
+ * last user turn, and feedback on an earlier answer in its header (a
+ * header that does not parse is ignored). */
+static void note_caller(chat_call_t *call, const cfg_key_t *key,
+                        struct json_object *obj)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
+    const char *value = evhttp_find_header(h, "x-tollgate-feedback");
+    feedback_t fb;
+
+    rework_key(key->name, call->rec->task, call->surface, obj,
+               call->rework_key);
+    if (value != NULL && feedback_from_header(value, &fb) == 0)
+        feedback_submit(call->gw, key->name, false, FEEDBACK_FROM_HEADER, &fb,
+                        NULL, NULL);
+}
+
 static void handle_request(chat_call_t *call, const cfg_key_t *key)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
@@ -901,7 +924,10 @@ static void handle_request(chat_call_t *call, const cfg_key_t *key)
     obj = request_parse(call, body, len);
     if (obj == NULL)
         return;
-    ok = request_read(call, obj, key) && route_call(call, &obj, body, len);
+    ok = request_read(call, obj, key);
+    if (ok)
+        note_caller(call, key, obj);
+    ok = ok && route_call(call, &obj, body, len);
     json_object_put(obj);
     if (ok && call->gw->policy != NULL)
         policy_admit(call, send_upstream);

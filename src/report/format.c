@@ -1,9 +1,10 @@
 /*
  * Prints a report: an aligned table for people, CSV and JSON for tools.
  * CSV and JSON carry money exactly (12 decimals and integer picodollars);
- * the table rounds it to 6 decimals and says so.
+ * the table rounds it to 6 decimals and says so. Rates are exact ratios
+ * of counts, written with 4 decimals (half to even).
  */
-#include "report/report.h"
+#include "report/internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,8 +16,8 @@
 
 #define CELL_MAX 160
 
-static const char *const dim_headings[] = {"TASK", "MODEL", "TEAM", "KEY",
-                                           "OWNER"};
+static const char *const dim_headings[] = {"TASK",  "MODEL", "TEAM", "KEY",
+                                           "OWNER", "HOUR",  "DAY"};
 
 /* Unpriced outcomes are counted apart and never in spend. */
 typedef enum metric_kind {
@@ -25,7 +26,8 @@ typedef enum metric_kind {
     METRIC_PICO,     /* spend as an integer */
     METRIC_COST_USD, /* cost per useful outcome, or n/a */
     METRIC_COST_PICO,
-    METRIC_MS /* a percentile, or n/a */
+    METRIC_MS,  /* a percentile, or n/a */
+    METRIC_RATE /* value / den with 4 decimals, or n/a */
 } metric_kind_t;
 
 typedef struct metric {
@@ -34,35 +36,50 @@ typedef struct metric {
     metric_kind_t kind;
     size_t offset;  /* of the value in report_row_t */
     size_t present; /* of its bool, for optional values */
+    size_t den;     /* METRIC_RATE: of the denominator */
 } metric_t;
 
 #define AT(field) offsetof(report_row_t, field)
 
 static const metric_t metrics[] = {
-    {"outcomes", "OUTCOMES", METRIC_COUNT, AT(outcomes), 0},
-    {"attempts", "ATTEMPTS", METRIC_COUNT, AT(attempts), 0},
-    {"errors", "ERRORS", METRIC_COUNT, AT(errors), 0},
-    {"input_tokens", "INPUT", METRIC_COUNT, AT(input_tokens), 0},
-    {"cached_tokens", "CACHED", METRIC_COUNT, AT(cached_tokens), 0},
-    {"output_tokens", "OUTPUT", METRIC_COUNT, AT(output_tokens), 0},
-    {"reasoning_tokens", "REASONING", METRIC_COUNT, AT(reasoning_tokens), 0},
-    {"spend_usd", "SPEND_USD", METRIC_USD, AT(spend), AT(has_spend)},
-    {"spend_pico", NULL, METRIC_PICO, AT(spend), AT(has_spend)},
-    {"unpriced", "UNPRICED", METRIC_COUNT, AT(unpriced), 0},
-    {"unpriced_tokens", NULL, METRIC_COUNT, AT(unpriced_tokens), 0},
-    {"estimated", NULL, METRIC_COUNT, AT(estimated), 0},
-    {"estimate_usd", NULL, METRIC_USD, AT(estimate), 0},
-    {"estimate_pico", NULL, METRIC_PICO, AT(estimate), 0},
-    {"useful", "USEFUL", METRIC_COUNT, AT(useful), 0},
+    {"outcomes", "OUTCOMES", METRIC_COUNT, AT(outcomes), 0, 0},
+    {"attempts", "ATTEMPTS", METRIC_COUNT, AT(attempts), 0, 0},
+    {"errors", "ERRORS", METRIC_COUNT, AT(errors), 0, 0},
+    {"input_tokens", "INPUT", METRIC_COUNT, AT(input_tokens), 0, 0},
+    {"cached_tokens", "CACHED", METRIC_COUNT, AT(cached_tokens), 0, 0},
+    {"output_tokens", "OUTPUT", METRIC_COUNT, AT(output_tokens), 0, 0},
+    {"reasoning_tokens", "REASONING", METRIC_COUNT, AT(reasoning_tokens), 0, 0},
+    {"spend_usd", "SPEND_USD", METRIC_USD, AT(spend), AT(has_spend), 0},
+    {"spend_pico", NULL, METRIC_PICO, AT(spend), AT(has_spend), 0},
+    {"unpriced", "UNPRICED", METRIC_COUNT, AT(unpriced), 0, 0},
+    {"unpriced_tokens", NULL, METRIC_COUNT, AT(unpriced_tokens), 0, 0},
+    {"estimated", NULL, METRIC_COUNT, AT(estimated), 0, 0},
+    {"estimate_usd", NULL, METRIC_USD, AT(estimate), 0, 0},
+    {"estimate_pico", NULL, METRIC_PICO, AT(estimate), 0, 0},
+    {"useful", "USEFUL", METRIC_COUNT, AT(useful), 0, 0},
     {"cost_per_useful_usd", "USD/USEFUL", METRIC_COST_USD, AT(cost_per_useful),
-     AT(has_cost_per_useful)},
+     AT(has_cost_per_useful), 0},
     {"cost_per_useful_pico", NULL, METRIC_COST_PICO, AT(cost_per_useful),
-     AT(has_cost_per_useful)},
-    {"latency_p50_ms", "P50_MS", METRIC_MS, AT(latency_p50_ms),
-     AT(has_latency)},
-    {"latency_p95_ms", "P95_MS", METRIC_MS, AT(latency_p95_ms),
-     AT(has_latency)},
-    {"ttfb_p50_ms", "TTFB_P50_MS", METRIC_MS, AT(ttfb_p50_ms), AT(has_ttfb)},
+     AT(has_cost_per_useful), 0},
+    {"latency_p50_ms", "P50_MS", METRIC_MS, AT(latency_p50_ms), AT(has_latency),
+     0},
+    {"latency_p95_ms", "P95_MS", METRIC_MS, AT(latency_p95_ms), AT(has_latency),
+     0},
+    {"ttfb_p50_ms", "TTFB_P50_MS", METRIC_MS, AT(ttfb_p50_ms), AT(has_ttfb), 0},
+    {"checks_passed", NULL, METRIC_COUNT, AT(checks_passed), 0, 0},
+    {"feedback", NULL, METRIC_COUNT, AT(feedback), 0, 0},
+    {"feedback_negative", NULL, METRIC_COUNT, AT(feedback_negative), 0, 0},
+    {"extra_attempts", NULL, METRIC_COUNT, AT(extra_attempts), 0, 0},
+    {"repeats", NULL, METRIC_COUNT, AT(repeats), 0, 0},
+    {"retry_spend_pico", NULL, METRIC_PICO, AT(retry_spend), 0, 0},
+    {"trimmed_tokens", NULL, METRIC_COUNT, AT(trimmed_tokens), AT(has_trim), 0},
+    {"trim_saved_usd", NULL, METRIC_USD, AT(trim_saved), AT(has_trim), 0},
+    {"cache_hits", NULL, METRIC_COUNT, AT(cache_hits), AT(has_cache_hits), 0},
+    {"check_pass_rate", "PASS", METRIC_RATE, AT(checks_passed), 0,
+     AT(outcomes)},
+    {"feedback_rate", "FEEDBACK", METRIC_RATE, AT(feedback), 0, AT(outcomes)},
+    {"rework_rate", "REWORK", METRIC_RATE, AT(rework), 0, AT(outcomes)},
+    {"retry_spend_usd", "RETRY_USD", METRIC_USD, AT(retry_spend), 0, 0},
 };
 
 #define N_METRICS (sizeof(metrics) / sizeof(metrics[0]))
@@ -102,6 +119,9 @@ static void metric_text(const report_row_t *row, const metric_t *m, bool exact,
 
     if (!metric_present(row, m))
         snprintf(out, len, "n/a");
+    else if (m->kind == METRIC_RATE)
+        format_rate(value, *(const int64_t *)((const char *)row + m->den), out,
+                    len);
     else if (metric_is_usd(m) && exact)
         pico_format_usd(value, out, len);
     else if (metric_is_usd(m))
@@ -110,7 +130,7 @@ static void metric_text(const report_row_t *row, const metric_t *m, bool exact,
         snprintf(out, len, "%" PRId64, value);
 }
 
-static void format_time(int64_t ms, char *out, size_t len)
+void report_format_time(int64_t ms, char *out, size_t len)
 {
     int64_t frac = ((ms % 1000) + 1000) % 1000;
     time_t secs = (time_t)((ms - frac) / 1000);
@@ -123,6 +143,19 @@ static void format_time(int64_t ms, char *out, size_t len)
         snprintf(out + n, len - n, ".%03" PRId64 "Z", frac);
     else
         snprintf(out + n, len - n, "Z");
+}
+
+void format_rate(int64_t num, int64_t den, char *out, size_t len)
+{
+    int64_t ten_thousandths;
+
+    if (den == 0) {
+        snprintf(out, len, "n/a");
+        return;
+    }
+    ten_thousandths = divide_half_even(num * 10000, den);
+    snprintf(out, len, "%s%lld.%04lld", ten_thousandths < 0 ? "-" : "",
+             llabs(ten_thousandths) / 10000, llabs(ten_thousandths) % 10000);
 }
 
 /* ---- table ---- */
@@ -238,8 +271,8 @@ static void table_header(FILE *out, const report_t *report)
     char since[40], until[40];
     char path[CELL_MAX];
 
-    format_time(opts->since_ms, since, sizeof(since));
-    format_time(opts->until_ms, until, sizeof(until));
+    report_format_time(opts->since_ms, since, sizeof(since));
+    report_format_time(opts->until_ms, until, sizeof(until));
     sanitize(opts->ledger_path, path, sizeof(path));
     fprintf(out, "ledger %s\n", path);
 
@@ -270,22 +303,99 @@ static void table_footer(FILE *out, const report_t *report)
                 "by Tollgate: about $%s.\n",
                 report->total.estimated,
                 pico_format_usd(report->total.estimate, usd, sizeof(usd)));
+    if (report->used_rollup)
+        fprintf(out,
+                "%" PRId64 " outcomes came from the daily rollup; their "
+                "percentiles are from histograms (within 3.2%%).\n",
+                report->rollup_outcomes);
+    fputs("Rates are of outcomes: PASS checks passed, FEEDBACK any "
+          "feedback, REWORK (extra attempts + repeated asks).\n",
+          out);
     fputs("Dollars are rounded to 6 decimals here; --format csv or json "
           "gives them exactly.\n",
           out);
 }
 
-static int write_table(const report_t *report, FILE *out)
+static void table_body(const report_t *report, FILE *out)
 {
     size_t n_cols = table_columns(report);
     size_t widths[REPORT_MAX_DIMS + N_METRICS];
 
     table_widths(report, widths, n_cols);
-    table_header(out, report);
     table_line(out, report, NULL, false, widths, n_cols);
     for (size_t r = 0; r < report->n_rows; r++)
         table_line(out, report, &report->rows[r], false, widths, n_cols);
     table_line(out, report, &report->total, true, widths, n_cols);
+}
+
+/* The change of a money figure: "$a -> $b (+x.x%)". */
+static void put_change(FILE *out, const char *what, bool has_before,
+                       pico_t before, bool has_after, pico_t after)
+{
+    char a[40], b[40], pct[40] = "";
+
+    if (!has_before || !has_after) {
+        fprintf(out, "%s: n/a\n", what);
+        return;
+    }
+    format_usd_short(before, a, sizeof(a));
+    format_usd_short(after, b, sizeof(b));
+    if (before != 0) {
+        /* Truncated to a tenth of a percent; 128 bits, as spend in
+         * picodollars times 1000 passes 64. */
+        int64_t tenths = (int64_t)((__int128)(after - before) * 1000 / before);
+
+        snprintf(pct, sizeof(pct), "%s%lld.%lld%%", tenths < 0 ? "-" : "+",
+                 llabs(tenths) / 10, llabs(tenths) % 10);
+        fprintf(out, "%s: $%s -> $%s (%s)\n", what, a, b, pct);
+        return;
+    }
+    fprintf(out, "%s: $%s -> $%s\n", what, a, b);
+}
+
+/* The previous period as a table of its own, rows in the same order. */
+static void table_previous(const report_t *report, FILE *out)
+{
+    report_t view = *report;
+    char since[40], until[40];
+
+    view.rows =
+        calloc(report->n_rows ? report->n_rows : 1, sizeof(report_row_t));
+    if (view.rows == NULL)
+        abort();
+    for (size_t r = 0; r < report->n_rows; r++) {
+        view.rows[r] = *report->rows[r].previous;
+        memcpy(view.rows[r].keys, report->rows[r].keys,
+               sizeof(view.rows[r].keys));
+    }
+    view.total = report->previous_total;
+    report_format_time(report->previous_since_ms, since, sizeof(since));
+    report_format_time(report->previous_until_ms, until, sizeof(until));
+    fprintf(out, "\nprevious period %s (inclusive) to %s (exclusive)\n\n",
+            since, until);
+    table_body(&view, out);
+    fputs("\n", out);
+    put_change(out, "spend", report->previous_total.has_spend,
+               report->previous_total.spend, report->total.has_spend,
+               report->total.spend);
+    put_change(out, "cost per useful outcome",
+               report->previous_total.has_cost_per_useful,
+               report->previous_total.cost_per_useful,
+               report->total.has_cost_per_useful,
+               report->total.cost_per_useful);
+    free(view.rows);
+}
+
+static int write_table(const report_t *report, FILE *out)
+{
+    table_header(out, report);
+    if (report->has_leaks) {
+        leaks_write_table(report, out);
+        return 0;
+    }
+    table_body(report, out);
+    if (report->has_previous)
+        table_previous(report, out);
     table_footer(out, report);
     return 0;
 }
@@ -317,6 +427,25 @@ static void csv_text(FILE *out, const char *text)
     fputc('"', out);
 }
 
+/* --compare: the previous period's figures after the current ones. */
+static void csv_previous(FILE *out, const report_t *report,
+                         const report_row_t *row, bool is_total)
+{
+    const report_row_t *prev = NULL;
+    char cell[CELL_MAX];
+
+    if (row != NULL)
+        prev = is_total ? &report->previous_total : row->previous;
+    for (size_t m = 0; m < N_METRICS; m++) {
+        if (row == NULL)
+            fprintf(out, ",prev_%s", metrics[m].name);
+        else {
+            metric_text(prev, &metrics[m], true, cell, sizeof(cell));
+            fprintf(out, ",%s", cell);
+        }
+    }
+}
+
 static void csv_line(FILE *out, const report_t *report, const report_row_t *row,
                      bool is_total)
 {
@@ -339,11 +468,35 @@ static void csv_line(FILE *out, const report_t *report, const report_row_t *row,
             metric_text(row, &metrics[m], true, cell, sizeof(cell));
         fprintf(out, ",%s", cell);
     }
+    if (report->has_previous)
+        csv_previous(out, report, row, is_total);
     fputc('\n', out);
+}
+
+static void csv_leaks(const report_t *report, FILE *out)
+{
+    char money[40];
+
+    fputs("leak,amount_usd,amount_pico,outcomes,tokens,change,method\n", out);
+    for (int i = 0; i < REPORT_N_LEAKS; i++) {
+        const report_leak_t *l = &report->leaks[i];
+
+        fprintf(out, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",", l->kind,
+                pico_format_usd(l->amount, money, sizeof(money)), l->amount,
+                l->outcomes, l->tokens);
+        csv_text(out, l->change);
+        fputc(',', out);
+        csv_text(out, l->method);
+        fputc('\n', out);
+    }
 }
 
 static int write_csv(const report_t *report, FILE *out)
 {
+    if (report->has_leaks) {
+        csv_leaks(report, out);
+        return 0;
+    }
     csv_line(out, report, NULL, false);
     for (size_t r = 0; r < report->n_rows; r++)
         csv_line(out, report, &report->rows[r], false);
@@ -359,7 +512,7 @@ static json_object *json_time(bool has, int64_t ms)
 
     if (!has)
         return NULL;
-    format_time(ms, text, sizeof(text));
+    report_format_time(ms, text, sizeof(text));
     return json_object_new_string(text);
 }
 
@@ -380,6 +533,17 @@ static json_object *json_window(const report_opts_t *opts)
     return window;
 }
 
+/* A rate as a JSON number whose text is the exact 4-decimal figure. */
+static json_object *json_rate(const report_row_t *row, const metric_t *m)
+{
+    char text[40];
+
+    metric_text(row, m, true, text, sizeof(text));
+    if (strcmp(text, "n/a") == 0)
+        return NULL;
+    return json_object_new_double_s(strtod(text, NULL), text);
+}
+
 static json_object *json_row(const report_t *report, const report_row_t *row,
                              bool with_keys)
 {
@@ -393,17 +557,51 @@ static json_object *json_row(const report_t *report, const report_row_t *row,
         const metric_t *metric = &metrics[m];
         json_object *value = NULL;
 
-        if (metric_present(row, metric) && metric_is_usd(metric))
+        if (metric_present(row, metric) && metric->kind == METRIC_RATE)
+            value = json_rate(row, metric);
+        else if (metric_present(row, metric) && metric_is_usd(metric))
             value = json_object_new_string(
                 pico_format_usd(metric_value(row, metric), usd, sizeof(usd)));
         else if (metric_present(row, metric))
             value = json_object_new_int64(metric_value(row, metric));
         json_object_object_add(obj, metric->name, value);
     }
+    if (row->previous != NULL)
+        json_object_object_add(obj, "previous",
+                               json_row(report, row->previous, false));
     return obj;
 }
 
-static int write_json(const report_t *report, FILE *out)
+static json_object *json_span(int64_t since, int64_t until)
+{
+    json_object *window = json_object_new_object();
+
+    json_object_object_add(window, "since", json_time(true, since));
+    json_object_object_add(window, "until", json_time(true, until));
+    json_object_object_add(window, "since_ms", json_object_new_int64(since));
+    json_object_object_add(window, "until_ms", json_object_new_int64(until));
+    return window;
+}
+
+static void json_extras(const report_t *report, json_object *root)
+{
+    if (report->has_previous) {
+        json_object_object_add(
+            root, "previous_window",
+            json_span(report->previous_since_ms, report->previous_until_ms));
+        json_object_object_add(
+            root, "previous_total",
+            json_row(report, &report->previous_total, false));
+    }
+    json_object_object_add(root, "rollup_outcomes",
+                           json_object_new_int64(report->rollup_outcomes));
+    json_object_object_add(root, "approximate_percentiles",
+                           json_object_new_boolean(report->total.approximate));
+    if (report->has_leaks)
+        json_object_object_add(root, "leaks", leaks_to_json(report));
+}
+
+json_object *report_to_json(const report_t *report)
 {
     json_object *root = json_object_new_object();
     json_object *group_by = json_object_new_array();
@@ -420,6 +618,14 @@ static int write_json(const report_t *report, FILE *out)
     json_object_object_add(root, "rows", rows);
     json_object_object_add(root, "total",
                            json_row(report, &report->total, false));
+    json_extras(report, root);
+    return root;
+}
+
+static int write_json(const report_t *report, FILE *out)
+{
+    json_object *root = report_to_json(report);
+
     fprintf(out, "%s\n",
             json_object_to_json_string_ext(root,
                                            JSON_C_TO_STRING_PRETTY |

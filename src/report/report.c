@@ -1,8 +1,14 @@
 /*
  * The `tollgate report` command line: parses its arguments and times,
- * then hands the options to report_query() and report_write().
+ * brings the daily rollup up to date, then hands the options to
+ * report_query() (or the leaks, or the HTML page) and report_write().
  */
 #include "report/report.h"
+
+#include "config/config.h"
+#include "http/gateway.h"
+
+#include <json-c/json.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,18 +21,26 @@
 
 static const char usage_text[] =
     "usage: tollgate report --ledger FILE [--by DIMS] [--since TIME]\n"
-    "                       [--until TIME] [--format table|csv|json]\n"
-    "  DIMS  comma list of task, model, team, key, owner"
+    "                       [--until TIME] [--format table|csv|json|html]\n"
+    "                       [--compare] [--leaks] [--no-rollup]\n"
+    "                       [--config FILE] [--out FILE]\n"
+    "  DIMS  comma list of task, model, team, key, owner, hour, day"
     " (default task,model)\n"
     "  TIME  2026-11-01, 2026-11-01T09:00Z, 2026-11-01T09:00:00+02:00,\n"
     "        or a span back from now: 30m, 24h, 7d\n"
-    "  --since is inclusive, --until exclusive; both in UTC.\n";
+    "  --since is inclusive, --until exclusive; both in UTC.\n"
+    "  --compare    also the period of the same length before --since\n"
+    "  --leaks      the four leaks in dollars, with a change for each\n"
+    "  --no-rollup  scan every outcome (exact percentiles; slower)\n"
+    "  --config     prices of the gateway's models, for the leaks\n"
+    "  --out        where --format html writes (default stdout)\n";
 
-static const char *const dim_names[] = {"task", "model", "team", "key",
-                                        "owner"};
+static const char *const dim_names[] = {"task",  "model", "team", "key",
+                                        "owner", "hour",  "day"};
 
-static const char *const flags[] = {"--ledger", "--by", "--format", "--since",
-                                    "--until"};
+static const char *const flags[] = {
+    "--ledger", "--by", "--format", "--since", "--until", "--config", "--out"};
+static const char *const switches[] = {"--compare", "--leaks", "--no-rollup"};
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -212,7 +226,7 @@ static int parse_by(const char *list, report_opts_t *opts, char *err,
         if (parse_dim(p, len, &dim) < 0)
             return fail(err, errlen,
                         "--by %s: '%.*s' is not one of task, model, "
-                        "team, key, owner",
+                        "team, key, owner, hour, day",
                         list, (int)len, p);
         for (int i = 0; i < opts->n_by; i++)
             if (opts->by[i] == dim)
@@ -234,8 +248,11 @@ static int parse_format(const char *name, report_opts_t *opts, char *err,
         opts->format = REPORT_CSV;
     else if (strcmp(name, "json") == 0)
         opts->format = REPORT_JSON;
+    else if (strcmp(name, "html") == 0)
+        opts->format = REPORT_HTML;
     else
-        return fail(err, errlen, "--format %s: use table, csv or json", name);
+        return fail(err, errlen, "--format %s: use table, csv, json or html",
+                    name);
     return 0;
 }
 
@@ -296,11 +313,32 @@ static int parse_one(const char *flag, const char *value, int64_t now_ms,
         return parse_by(value, opts, err, errlen);
     if (strcmp(flag, "--format") == 0)
         return parse_format(value, opts, err, errlen);
+    if (strcmp(flag, "--config") == 0) {
+        opts->config_path = value;
+        return 0;
+    }
+    if (strcmp(flag, "--out") == 0) {
+        opts->out_path = value;
+        return 0;
+    }
     if (strcmp(flag, "--since") == 0)
         return parse_bound(flag, value, now_ms, &opts->has_since,
                            &opts->since_ms, err, errlen);
     return parse_bound(flag, value, now_ms, &opts->has_until, &opts->until_ms,
                        err, errlen);
+}
+
+static bool parse_switch(const char *arg, report_opts_t *opts)
+{
+    bool *const targets[] = {&opts->compare, &opts->leaks, &opts->no_rollup};
+
+    for (size_t i = 0; i < sizeof(switches) / sizeof(switches[0]); i++) {
+        if (strcmp(arg, switches[i]) == 0) {
+            *targets[i] = true;
+            return true;
+        }
+    }
+    return false;
 }
 
 static int check_opts(const report_opts_t *opts, char *err, size_t errlen)
@@ -309,6 +347,14 @@ static int check_opts(const report_opts_t *opts, char *err, size_t errlen)
         return fail(err, errlen, "--ledger FILE is required");
     if (opts->has_since && opts->has_until && opts->since_ms >= opts->until_ms)
         return fail(err, errlen, "--since must be before --until");
+    if (opts->compare && !opts->has_since)
+        return fail(err, errlen,
+                    "--compare needs --since: the previous "
+                    "period is the same length before it");
+    if (opts->leaks && opts->format == REPORT_HTML)
+        return fail(err, errlen,
+                    "--format html always shows the leaks; "
+                    "leave out --leaks");
     return 0;
 }
 
@@ -329,6 +375,8 @@ int report_parse_args(int argc, char **argv, int64_t now_ms,
             fputs(usage_text, out);
             return 1;
         }
+        if (parse_switch(argv[i], opts))
+            continue;
         f = match_flag(argc, argv, &i, &value);
         if (f < 0)
             return fail(err, errlen, "unknown argument '%s'", argv[i]);
@@ -338,10 +386,30 @@ int report_parse_args(int argc, char **argv, int64_t now_ms,
     return check_opts(opts, err, errlen);
 }
 
+static int run_html(const report_opts_t *opts, FILE *out, char *err,
+                    size_t errlen)
+{
+    json_object *data = report_dashboard_data(opts, err, errlen);
+    int rc;
+
+    if (data == NULL)
+        return -EIO;
+    rc = report_write_html(data, out, err, errlen);
+    json_object_put(data);
+    return rc;
+}
+
 int report_run(const report_opts_t *opts, FILE *out, char *err, size_t errlen)
 {
     report_t report;
-    int rc = report_query(opts, &report, err, errlen);
+    int rc;
+
+    if (opts->format == REPORT_HTML)
+        return run_html(opts, out, err, errlen);
+    if (opts->leaks)
+        rc = report_query_leaks(opts, &report, err, errlen);
+    else
+        rc = report_query(opts, &report, err, errlen);
 
     if (rc == 0) {
         rc = report_write(&report, out);
@@ -349,6 +417,69 @@ int report_run(const report_opts_t *opts, FILE *out, char *err, size_t errlen)
             snprintf(err, errlen, "cannot write the report: %s", strerror(-rc));
     }
     report_free(&report);
+    return rc;
+}
+
+/* Rows the rollup may lag before a report takes them in: below this a
+ * scan is fast anyway, and small ledgers keep exact percentiles. */
+#define ROLLUP_MIN_NEW 50000
+
+static int run_with(const report_opts_t *opts, char *err, size_t errlen)
+{
+    FILE *out = stdout;
+    int rc;
+
+    if (opts->out_path != NULL) {
+        out = fopen(opts->out_path, "w");
+        if (out == NULL) {
+            snprintf(err, errlen, "cannot write %s: %s", opts->out_path,
+                     strerror(errno));
+            return -EIO;
+        }
+    }
+    rc = report_run(opts, out, err, errlen);
+    if (out != stdout && fclose(out) != 0 && rc == 0)
+        rc = -EIO;
+    return rc;
+}
+
+/* --config: the gateway's config and prices, for the leaks' dollars. */
+static int load_prices(report_opts_t *opts, config_t **cfg,
+                       price_table_t **prices)
+{
+    int n_errors = 0;
+
+    if (opts->config_path == NULL)
+        return 0;
+    *cfg = config_load(opts->config_path, stderr, &n_errors);
+    if (*cfg == NULL)
+        return -EINVAL;
+    *prices = gateway_load_prices(*cfg, stderr);
+    if (*prices == NULL)
+        return -EINVAL;
+    opts->config = *cfg;
+    opts->prices = *prices;
+    return 0;
+}
+
+static int report_cli_run(report_opts_t *opts, char *err, size_t errlen)
+{
+    config_t *cfg = NULL;
+    price_table_t *prices = NULL;
+    int rc = 1;
+
+    if (load_prices(opts, &cfg, &prices) < 0)
+        goto out;
+    if (!opts->no_rollup)
+        report_rollup_maybe(opts->ledger_path, ROLLUP_MIN_NEW);
+    rc = 0;
+    if (run_with(opts, err, errlen) < 0) {
+        fprintf(stderr, "tollgate report: %s\n", err);
+        rc = 1;
+    }
+out:
+    billing_table_free(prices);
+    config_free(cfg);
     return rc;
 }
 
@@ -370,9 +501,5 @@ int report_main(int argc, char **argv)
         return 2;
     }
 
-    if (report_run(&opts, stdout, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tollgate report: %s\n", err);
-        return 1;
-    }
-    return 0;
+    return report_cli_run(&opts, err, sizeof(err));
 }

@@ -23,7 +23,7 @@ import harness
 from gateway import KEYS, PRICES, Gateway, pico, usd, wait_for
 
 ADMIN_KEY = "tg-e2e-admin-secret"
-os.environ["TG_E2E_ADMIN_KEY"] = ADMIN_KEY
+os.environ["TG_E2E_POLICY_ADMIN_KEY"] = ADMIN_KEY
 
 # The gateway's test clock at start: 2026-01-01T00:00:00Z, which is
 # 01:00 in Berlin; the next Berlin midnight is 23 hours later.
@@ -938,7 +938,7 @@ class TestSoftLimit(PolicyCase):
 
 
 class TestApprovals(PolicyCase):
-    RULES = ("admin_key_env: TG_E2E_ADMIN_KEY\n"
+    RULES = ("admin_key_env: TG_E2E_POLICY_ADMIN_KEY\n"
              "budgets:\n"
              "  - {scope: key, name: alpha, period: total, "
              'limit_usd: "100"}\n'
@@ -1082,7 +1082,7 @@ class TestApprovals(PolicyCase):
         cost = sim_cost(HI, 5, PRICES["premium"])
         limit = micro_ceil(self.worst)  # one call a day
         self.assertGreater(cost + self.worst, limit)
-        gw = self.start("admin_key_env: TG_E2E_ADMIN_KEY\n"
+        gw = self.start("admin_key_env: TG_E2E_POLICY_ADMIN_KEY\n"
                         "budget_timezone: Europe/Berlin\n"
                         "budgets:\n"
                         "  - {scope: key, name: alpha, period: day, "
@@ -1295,7 +1295,7 @@ class TestKeyNeverWritten(PolicyCase):
             self.assertEqual(written.count(secret.encode()), 0, secret)
 
     def test_bug23_expired_runtime_key_never_written(self):
-        gw = self.start("admin_key_env: TG_E2E_ADMIN_KEY", debug=True)
+        gw = self.start("admin_key_env: TG_E2E_POLICY_ADMIN_KEY", debug=True)
         status, _, data = harness.http(
             "POST", gw.url + "/admin/keys",
             {"name": "temp", "team": "qa", "owner": "qa@example.com",

@@ -315,17 +315,24 @@ static void test_report_csv_by_team_is_exact(void **state)
         run_report(fx->path, T0 + DAY, "--by", "team", "--format", "csv", NULL);
 
     assert_string_equal(
-        text, "team,outcomes,attempts,errors,input_tokens,cached_tokens,"
-              "output_tokens,reasoning_tokens,spend_usd,spend_pico,unpriced,"
-              "unpriced_tokens,estimated,estimate_usd,estimate_pico,"
-              "useful,cost_per_useful_usd,cost_per_useful_pico,latency_p50_ms,"
-              "latency_p95_ms,ttfb_p50_ms\n"
-              "legal,2,2,0,14000,1000,1400,0,0.000007000000,7000000,1,9800,0,"
-              "0.000000000000,0,1,n/a,n/a,1500,2000,300\n"
-              "support,5,7,2,3400,200,150,10,0.000008000005,8000005,1,0,0,"
-              "0.000000000000,0,3,0.000002666668,2666668,300,1000,40\n"
-              "TOTAL,7,9,2,17400,1200,1550,10,0.000015000005,15000005,2,9800,"
-              "0,0.000000000000,0,4,0.000005000002,5000002,900,2000,200\n");
+        text,
+        "team,outcomes,attempts,errors,input_tokens,cached_tokens,"
+        "output_tokens,reasoning_tokens,spend_usd,spend_pico,unpriced,"
+        "unpriced_tokens,estimated,estimate_usd,estimate_pico,"
+        "useful,cost_per_useful_usd,cost_per_useful_pico,latency_p50_ms,"
+        "latency_p95_ms,ttfb_p50_ms,checks_passed,feedback,"
+        "feedback_negative,extra_attempts,repeats,retry_spend_pico,"
+        "trimmed_tokens,trim_saved_usd,cache_hits,check_pass_rate,"
+        "feedback_rate,rework_rate,retry_spend_usd\n"
+        "legal,2,2,0,14000,1000,1400,0,0.000007000000,7000000,1,9800,0,"
+        "0.000000000000,0,1,n/a,n/a,1500,2000,300,1,0,0,0,0,0,0,"
+        "0.000000000000,n/a,0.5000,0.0000,0.0000,0.000000000000\n"
+        "support,5,7,2,3400,200,150,10,0.000008000005,8000005,1,0,0,"
+        "0.000000000000,0,3,0.000002666668,2666668,300,1000,40,3,0,0,3,"
+        "0,0,0,0.000000000000,n/a,0.6000,0.0000,0.6000,0.000000000000\n"
+        "TOTAL,7,9,2,17400,1200,1550,10,0.000015000005,15000005,2,9800,"
+        "0,0.000000000000,0,4,0.000005000002,5000002,900,2000,200,4,0,0,"
+        "3,0,0,0,0.000000000000,n/a,0.5714,0.0000,0.4286,0.000000000000\n");
     free(text);
 }
 
@@ -338,10 +345,14 @@ static void test_report_csv_shows_na_without_useful(void **state)
     assert_non_null(strstr(text, "\ngpt-4o,contract-summary,1,1,0,5000,1000,"
                                  "600,0,0.000007000000,7000000,0,0,0,"
                                  "0.000000000000,0,0,n/a,n/a,"
-                                 "1500,1500,300\n"));
+                                 "1500,1500,300,0,0,0,0,0,0,0,"
+                                 "0.000000000000,n/a,"
+                                 "0.0000,0.0000,0.0000,0.000000000000\n"));
     assert_non_null(strstr(text, "\n,ticket-triage,1,0,1,0,0,0,0,"
                                  "0.000000000000,0,0,0,0,0.000000000000,0,0,"
-                                 "n/a,n/a,1,1,n/a\n"));
+                                 "n/a,n/a,1,1,n/a,0,0,0,0,0,0,0,"
+                                 "0.000000000000,n/a,"
+                                 "0.0000,0.0000,0.0000,0.000000000000\n"));
     assert_non_null(strstr(text, "\nTOTAL,,7,"));
     free(text);
 }
@@ -581,9 +592,9 @@ static void test_report_rejects_bad_arguments(void **state)
         parse(err, sizeof(err), 5, "report", "--ledger", "x", "--by", "task,"),
         -EINVAL);
     assert_int_equal(parse(err, sizeof(err), 5, "report", "--ledger", "x",
-                           "--format", "html"),
+                           "--format", "xml"),
                      -EINVAL);
-    assert_non_null(strstr(err, "table, csv or json"));
+    assert_non_null(strstr(err, "table, csv, json or html"));
     assert_int_equal(parse(err, sizeof(err), 5, "report", "--ledger", "x",
                            "--since", "yesterday"),
                      -EINVAL);
