@@ -133,3 +133,10 @@ build/bench/report_gen: bench/report/gen.c \
 
 bench-report: tollgate build/bench/report_gen
 	@bench/report/run.sh
+
+.PHONY: bench-routing
+
+# GSM8K through the gateway: cheap-first cascade, always-strong and
+# always-cheap side by side, on the simulator's replay of RouteLLM.
+bench-routing: tollgate tools/provider-sim/provider-sim
+	@python3 bench/routing/run.py

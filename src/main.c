@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "config/config.h"
 #include "http/gateway.h"
+#include "proxy/router.h"
 #include "report/report.h"
 #include "tokens/tokens.h"
 #include "util/log.h"
@@ -156,11 +157,14 @@ static int cmd_check(int argc, char **argv)
            cfg->n_providers, cfg->n_models, cfg->n_keys,
            billing_table_size(prices));
     unpriced = report_model_prices(cfg, prices, &bad_entries);
+    /* Tasks compile their checks, rules and context policy at start:
+     * a mistake there stops `serve`, so check says it first. */
+    bad_entries += router_check(cfg, stdout);
     if (cfg->admin_key_env != NULL && cfg->admin_key == NULL)
         printf("  warning: $%s (admin key) is not set\n", cfg->admin_key_env);
     if (bad_entries > 0)
-        printf("config has %d price_entry name%s found in no price table\n",
-               bad_entries, bad_entries == 1 ? "" : "s");
+        printf("config has %d problem%s (see above)\n", bad_entries,
+               bad_entries == 1 ? "" : "s");
     else
         printf("config ok%s\n", unpriced ? " (with unpriced models)" : "");
     billing_table_free(prices);

@@ -207,6 +207,9 @@ static price_table_t *check_table(const config_t *cfg)
         if (cfg->models[i].has_price)
             billing_put(table, &cfg->models[i].price);
     }
+    /* The config's aliases resolve names here as in the gateway. */
+    for (size_t i = 0; i < cfg->n_aliases; i++)
+        billing_alias(table, cfg->alias_names[i], cfg->alias_targets[i]);
     return table;
 }
 

@@ -1084,7 +1084,7 @@ static void load_tasks(loader_t *ld, struct fy_node *seq, int line)
         t->retry_max_ms = 8000;
         t->retry_budget_share = 0.2;
         t->explore_share = 0.05;
-        t->min_samples = 20;
+        t->min_samples = 30;
         walk(ld, item, t->line, "a task", t, task_field);
         check_task(ld, t);
     }

@@ -91,9 +91,13 @@ typedef struct chat_call {
     int64_t delay_ms; /* before the next attempt */
     const cfg_model_t *visited[LEDGER_MAX_ATTEMPTS];
     int n_visited;
-    const char *orig_body; /* the caller's bytes, as received */
+    const char *orig_body; /* the request as it is sent next */
     size_t orig_len;
-    buf_t text; /* the answer's text, for checks */
+    const char *base_body; /* the caller's request, after trimming */
+    size_t base_len;
+    int64_t est_in_tokens; /* the request's input, estimated */
+    bool overflow;         /* no model's window takes the prompt */
+    buf_t text;            /* the answer's text, for checks */
     char finish_reason[32];
     char check_failures[256];
     bool buffering; /* a stream held until its checks pass */

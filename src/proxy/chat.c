@@ -288,20 +288,22 @@ static void add_header(chat_call_t *call, const char *name, const char *value)
  * (refused here, or a provider error). */
 static void add_cost_header(chat_call_t *call)
 {
-    const ledger_attempt_t *att = call->att;
+    const ledger_outcome_t *rec = call->rec;
     char usd[40];
 
-    if (att == NULL || att->cost_status == COST_NONE)
+    /* Every attempt so far: a cascade's earlier answers were billed. */
+    outcome_total(call->rec);
+    if (rec->cost_status == COST_NONE)
         pico_format_usd(0, usd, sizeof(usd));
-    else if (att->cost_status == COST_PRICED)
-        pico_format_usd(att->cost, usd, sizeof(usd));
-    else if (att->cost_status == COST_ESTIMATED)
+    else if (rec->cost_status == COST_PRICED)
+        pico_format_usd(rec->cost, usd, sizeof(usd));
+    else if (rec->cost_status == COST_ESTIMATED)
         copy_str(usd, sizeof(usd), "estimated");
     else
         copy_str(usd, sizeof(usd), "unpriced");
     add_header(call, "x-tollgate-cost-usd", usd);
-    if (att != NULL && att->cost_status == COST_ESTIMATED) {
-        pico_format_usd(att->cost_estimate, usd, sizeof(usd));
+    if (rec->cost_status == COST_ESTIMATED) {
+        pico_format_usd(rec->cost_estimate + rec->cost, usd, sizeof(usd));
         add_header(call, "x-tollgate-cost-estimate-usd", usd);
     }
 }
@@ -510,6 +512,7 @@ static int on_up_data(void *ctx, const char *data, size_t len)
 
 static bool try_next(chat_call_t *call, int status, const char *body,
                      bool check_failed);
+static void mark_failure(chat_call_t *call, int status, bool check_failed);
 
 /* A held stream whose checks passed (or that may not be retried) goes
  * out to the caller as it came. */
@@ -546,6 +549,8 @@ static void finish_stream(chat_call_t *call, int curl_code)
     price_attempt(call);
     passed = route_check(call);
     call->rec->useful = call->saw_content && !call->stream_error && passed;
+    if (!passed)
+        mark_failure(call, 200, true);
     if (!passed && call->buffering && try_next(call, 200, NULL, true))
         return;
     if (call->buffering)
@@ -618,7 +623,14 @@ static void finish_plain(chat_call_t *call)
              "upstream_%d", call->up_status);
     if (call->att->usage.present)
         price_attempt(call);
-    if (!try_next(call, call->up_status, call->resp.data, false))
+    if (try_next(call, call->up_status, call->resp.data, false))
+        return;
+    if (call->overflow)
+        call_fail(call, 400, "invalid_request_error", "context_length_exceeded",
+                  "messages",
+                  "the prompt does not fit the context window of any model "
+                  "this task may use");
+    else
         reply_plain(call, status);
 }
 
@@ -661,7 +673,7 @@ static void on_up_done(void *ctx, int curl_code, const char *error)
     call->up = NULL;
     if (call->client_gone)
         return;
-    if (call->sse_mode && call->reply_started)
+    if (call->sse_mode && (call->reply_started || call->buffering))
         finish_stream(call, curl_code);
     else if (curl_code != 0)
         fail_transport(call, curl_code, error);
@@ -772,14 +784,14 @@ static void on_backoff(void *arg)
 
 /* The next request body: the caller's, rebuilt for the new model, and
  * for a re-ask with the failed answer and the reason appended. */
-static bool rebuild_body(chat_call_t *call, route_step_t step)
+static bool rebuild_body(chat_call_t *call, route_step_t step,
+                         const char *answer, size_t answer_len)
 {
     struct json_object *obj = NULL;
     int rc;
 
     if (step == STEP_REASK &&
-        request_reask(call, call->text.data ? call->text.data : "",
-                      call->text.len, call->check_failures) < 0)
+        request_reask(call, answer, answer_len, call->check_failures) < 0)
         return false;
     if (!request_check_route(call))
         return false; /* answered */
@@ -795,6 +807,28 @@ static bool rebuild_body(chat_call_t *call, route_step_t step)
     return rc == 0;
 }
 
+/* Why the attempt failed, on the attempt itself: the outcome's own
+ * error_type is cleared for the next attempt. */
+static void mark_failure(chat_call_t *call, int status, bool check_failed)
+{
+    ledger_attempt_t *att = call->att;
+
+    if (att->error_type[0] != '\0')
+        return;
+    if (check_failed)
+        copy_str(att->error_type, sizeof(att->error_type), "check_failed");
+    else if (call->rec->error_type[0] != '\0')
+        copy_str(att->error_type, sizeof(att->error_type),
+                 call->rec->error_type);
+    else if (status > 0)
+        snprintf(att->error_type, sizeof(att->error_type), "upstream_%d",
+                 status);
+    else
+        copy_str(att->error_type, sizeof(att->error_type),
+                 call->unreachable ? "upstream_unreachable"
+                                   : "upstream_dropped");
+}
+
 /*
  * Another attempt, when the router has one and the budget takes it:
  * returns true when it was started (now, or after a backoff), and false
@@ -805,12 +839,12 @@ static bool try_next(chat_call_t *call, int status, const char *body,
 {
     const cfg_model_t *was = call->model;
     route_step_t step;
+    const char *answer;
+    size_t answer_len;
 
     if (call->client_gone || call->gw->draining)
         return false;
-    if (check_failed && call->att->error_type[0] == '\0')
-        copy_str(call->att->error_type, sizeof(call->att->error_type),
-                 "check_failed");
+    mark_failure(call, status, check_failed);
     step = route_next(call, status, body, check_failed);
     if (step == STEP_DONE)
         return false;
@@ -822,8 +856,15 @@ static bool try_next(chat_call_t *call, int status, const char *body,
         call->rec->n_attempts, route_step_reason(step), was->name,
         call->model->name);
     call->att->latency_ms = clock_mono_ms() - call->att_t0;
+    /* The re-ask quotes the failed answer, which the reset clears. */
+    answer = arena_strndup(call->arena, call->text.data ? call->text.data : "",
+                           call->text.len);
+    answer_len = call->text.len;
     reset_attempt(call);
-    if (!rebuild_body(call, step)) {
+    /* Every step but a re-ask sends the caller's own (trimmed) request. */
+    call->orig_body = call->base_body;
+    call->orig_len = call->base_len;
+    if (!rebuild_body(call, step, answer, answer_len)) {
         if (call->rec->http_status == 0)
             call_fail(call, 502, "upstream_error", "reroute_failed", NULL,
                       "the request could not be rebuilt for the next "
@@ -879,6 +920,8 @@ static bool route_call(chat_call_t *call, struct json_object **objp,
         body = call->orig_body;
         len = call->orig_len;
     }
+    call->base_body = call->orig_body;
+    call->base_len = call->orig_len;
     if (!request_check_route(call))
         return false;
     rc = call->translate ? request_translate(call, obj)

@@ -533,12 +533,15 @@ int request_reask(chat_call_t *call, const char *answer, size_t len,
 {
     struct json_object *a = json_object_new_string_len(answer, (int)len);
     struct json_object *m = json_object_new_string(reask_text(call, failures));
-    size_t top = jsonedit_skip_ws(call->orig_body, call->orig_len, 0);
+    size_t top;
     json_span_t span;
     json_edit_t edit;
 
     if (a == NULL || m == NULL)
         die_oom();
+    call->orig_body = call->base_body;
+    call->orig_len = call->base_len;
+    top = jsonedit_skip_ws(call->orig_body, call->orig_len, 0);
     if (jsonedit_find(call->orig_body, call->orig_len, top, "messages", &span) <
             0 ||
         span.end < 2 || call->orig_body[span.end - 1] != ']') {

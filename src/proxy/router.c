@@ -41,15 +41,25 @@ static int compile_task(route_task_t *rt, const cfg_task_t *t, char *err,
                         size_t errlen)
 {
     char why[256] = "";
+    route_stats_opts_t opts;
     int rc = 0;
 
     rt->cfg = t;
+    /* Each task keeps its own counts, with its own minimum sample. */
+    route_stats_opts_init(&opts);
+    opts.min_samples = t->min_samples;
+    if (opts.max_samples <= opts.min_samples)
+        opts.max_samples = opts.min_samples * 2;
+    if (route_stats_new(&opts, &rt->stats) < 0)
+        die_oom();
     retry_policy_init(&rt->retry);
     rt->retry.max_retries = t->retry_max;
     rt->retry.base_ms = t->retry_base_ms;
     rt->retry.cap_ms = t->retry_max_ms;
+    /* A quiet task may still make its configured retries. */
     retry_budget_init(&rt->budget, 60, 1000,
-                      (int)(t->retry_budget_share * 1000 + 0.5), 1);
+                      (int)(t->retry_budget_share * 1000 + 0.5),
+                      t->retry_max > 1 ? t->retry_max : 1);
     if (t->checks != NULL)
         rc = checks_parse_json(t->checks, &rt->checks, why, sizeof(why));
     if (rc == 0 && t->start_rules != NULL)
@@ -71,11 +81,25 @@ static int compile_task(route_task_t *rt, const cfg_task_t *t, char *err,
     return rc;
 }
 
+/* The saved rows of one task go into that task's table. */
+static void merge_task_rows(route_task_t *rt, const route_stats_rows_t *all)
+{
+    route_stats_rows_t mine = {0};
+
+    mine.rows = calloc(all->n ? all->n : 1, sizeof(*mine.rows));
+    if (mine.rows == NULL)
+        die_oom();
+    for (size_t i = 0; i < all->n; i++)
+        if (strcmp(all->rows[i].task, rt->cfg->name) == 0)
+            mine.rows[mine.n++] = all->rows[i];
+    route_stats_merge(rt->stats, &mine);
+    route_stats_rows_free(&mine);
+}
+
 int router_open(gateway_t *gw, char *err, size_t errlen)
 {
     const config_t *cfg = gw->config;
     router_t *r = calloc(1, sizeof(*r));
-    route_stats_opts_t opts;
     route_stats_rows_t rows = {0};
     int rc;
 
@@ -99,14 +123,31 @@ int router_open(gateway_t *gw, char *err, size_t errlen)
                          "counts are estimates (scripts/"
                          "fetch-tokenizer-data.sh installs them)");
         }
-    route_stats_opts_init(&opts);
-    if (route_stats_new(&opts, &r->stats) < 0)
-        die_oom();
     rc = route_stats_load(cfg->ledger_path, &rows, err, errlen);
-    if (rc == 0)
-        route_stats_merge(r->stats, &rows);
+    for (size_t i = 0; rc == 0 && i < r->n_tasks; i++)
+        merge_task_rows(&r->tasks[i], &rows);
     route_stats_rows_free(&rows);
     return rc;
+}
+
+int router_check(const config_t *cfg, FILE *out)
+{
+    int bad = 0;
+
+    for (size_t i = 0; i < cfg->n_tasks; i++) {
+        route_task_t rt;
+        char err[512];
+
+        memset(&rt, 0, sizeof(rt));
+        if (compile_task(&rt, &cfg->tasks[i], err, sizeof(err)) < 0) {
+            fprintf(out, "%s: %s\n", cfg->path, err);
+            bad++;
+        }
+        checks_free(rt.checks);
+        route_rules_free(rt.rules);
+        route_stats_free(rt.stats);
+    }
+    return bad;
 }
 
 void router_close(gateway_t *gw)
@@ -118,19 +159,21 @@ void router_close(gateway_t *gw)
     for (size_t i = 0; i < r->n_tasks; i++) {
         checks_free(r->tasks[i].checks);
         route_rules_free(r->tasks[i].rules);
+        route_stats_free(r->tasks[i].stats);
     }
     free(r->tasks);
     tokens_free(r->enc[0]);
     tokens_free(r->enc[1]);
-    route_stats_free(r->stats);
     free(r);
     gw->router = NULL;
 }
 
 void router_flush(gateway_t *gw)
 {
-    if (gw->router != NULL && gw->worker != NULL)
-        route_stats_flush(gw->router->stats, gw->worker,
+    for (size_t i = 0;
+         gw->router != NULL && gw->worker != NULL && i < gw->router->n_tasks;
+         i++)
+        route_stats_flush(gw->router->tasks[i].stats, gw->worker,
                           gw->config->ledger_path);
 }
 
@@ -143,6 +186,8 @@ static route_task_t *task_route(gateway_t *gw, const char *task)
             return &r->tasks[i];
     return NULL;
 }
+
+static bool serves(const chat_call_t *call, const cfg_model_t *m);
 
 static bool visited(const chat_call_t *call, const cfg_model_t *m)
 {
@@ -192,10 +237,9 @@ static int start_tier(chat_call_t *call, struct json_object *obj,
     route_features_t f;
 
     if (t->route_auto)
-        return route_auto_pick(call->gw->router->stats, t->name, t->route,
-                               t->n_route, t->target_pass_rate,
-                               t->explore_share, next_rand(call->gw->router),
-                               NULL);
+        return route_auto_pick(call->rt->stats, t->name, t->route, t->n_route,
+                               t->target_pass_rate, t->explore_share,
+                               next_rand(call->gw->router), NULL);
     if (call->rt->rules == NULL || route_features_from_request(obj, &f) < 0)
         return 0;
     f.input_tokens = tokens;
@@ -235,6 +279,7 @@ void route_start(chat_call_t *call, struct json_object *obj)
     how = call->rt->cfg->requested_model ? call->rt->cfg->requested_model
                                          : "override";
     tokens = usage_estimate_tokens(call->orig_body, call->orig_len);
+    call->est_in_tokens = tokens;
     tier = strcmp(how, "override") == 0
                ? -1
                : requested_tier(call, strcmp(how, "map") == 0);
@@ -244,10 +289,15 @@ void route_start(chat_call_t *call, struct json_object *obj)
     }
     if (tier < 0)
         tier = start_tier(call, obj, tokens);
-    /* A prompt predicted not to fit starts where it fits. */
+    /* A prompt predicted not to fit starts where it fits, on a model
+     * that speaks the caller's surface. */
     fit = tier_that_fits(call, tier, tokens);
     if (fit > tier)
         tier = fit;
+    while ((size_t)tier + 1 < call->rt->cfg->n_route &&
+           !serves(call, config_find_model(call->gw->config,
+                                           call->rt->cfg->route[tier])))
+        tier++;
     call->tier = tier;
     call->model =
         config_find_model(call->gw->config, call->rt->cfg->route[tier]);
@@ -266,9 +316,8 @@ bool route_check(chat_call_t *call)
                call->finish_reason[0] ? call->finish_reason : NULL, &res);
     checks_summary(&res, call->att->checks, sizeof(call->att->checks));
     checks_failures(&res, call->check_failures, sizeof(call->check_failures));
-    if (route_stats_record(call->gw->router->stats, rt->cfg->name,
-                           call->model->name, res.passed,
-                           clock_now_ms()) == 0 &&
+    if (route_stats_record(rt->stats, rt->cfg->name, call->model->name,
+                           res.passed, clock_now_ms()) == 0 &&
         ++call->gw->router->unsaved >= FLUSH_EVERY) {
         call->gw->router->unsaved = 0;
         router_flush(call->gw);
@@ -278,6 +327,54 @@ bool route_check(chat_call_t *call)
 
 /* The next model of the chain not tried yet: the task's fallbacks, else
  * the tiers above the current one. */
+/* Whether a model's provider speaks the caller's surface (chat reaches
+ * every kind, translated for Anthropic). */
+static bool serves(const chat_call_t *call, const cfg_model_t *m)
+{
+    provider_kind_t kind = m->provider->type;
+
+    switch (call->surface) {
+    case SURFACE_MESSAGES:
+        return kind == PROVIDER_ANTHROPIC;
+    case SURFACE_RESPONSES:
+        return kind == PROVIDER_OPENAI;
+    case SURFACE_EMBEDDINGS:
+        return kind != PROVIDER_ANTHROPIC;
+    default:
+        return true;
+    }
+}
+
+/* A model worth trying: not tried yet, speaks the caller's surface, and
+ * its window (when known) takes the prompt. */
+static bool candidate(chat_call_t *call, const cfg_model_t *m)
+{
+    int64_t w;
+
+    if (m == NULL || visited(call, m) || !serves(call, m))
+        return false;
+    w = window_of(call, m);
+    return w == 0 || w >= call->est_in_tokens;
+}
+
+/* The next tier up the route that can take the call: an escalation. */
+static const cfg_model_t *next_tier(chat_call_t *call)
+{
+    const cfg_task_t *t = call->rt->cfg;
+
+    for (size_t i = (size_t)(call->tier + 1); i < t->n_route; i++) {
+        const cfg_model_t *m = config_find_model(call->gw->config, t->route[i]);
+
+        if (candidate(call, m)) {
+            call->tier = (int)i;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* After a provider error: the task's fallbacks first, then the tiers
+ * above. */
 static const cfg_model_t *next_model(chat_call_t *call)
 {
     const cfg_task_t *t = call->rt->cfg;
@@ -286,13 +383,13 @@ static const cfg_model_t *next_model(chat_call_t *call)
     for (size_t i = 0; i < t->n_fallbacks; i++) {
         const cfg_model_t *m = config_find_model(cfg, t->fallbacks[i]);
 
-        if (m != NULL && !visited(call, m))
+        if (candidate(call, m))
             return m;
     }
     for (size_t i = (size_t)(call->tier + 1); i < t->n_route; i++) {
         const cfg_model_t *m = config_find_model(cfg, t->route[i]);
 
-        if (m != NULL && !visited(call, m)) {
+        if (candidate(call, m)) {
             call->tier = (int)i;
             return m;
         }
@@ -322,7 +419,7 @@ static route_step_t after_check(chat_call_t *call)
         return STEP_REASK;
     }
     call->reasks = 0;
-    return go(call, next_model(call), STEP_ESCALATE);
+    return go(call, next_tier(call), STEP_ESCALATE);
 }
 
 static route_step_t retry_same(chat_call_t *call)
@@ -353,7 +450,7 @@ static route_step_t bigger(chat_call_t *call)
             i < t->n_route ? t->route[i] : t->fallbacks[i - t->n_route];
         const cfg_model_t *m = config_find_model(cfg, name);
 
-        if (m != NULL && !visited(call, m) &&
+        if (m != NULL && !visited(call, m) && serves(call, m) &&
             (window_of(call, m) == 0 || window_of(call, m) > now))
             return go(call, m, STEP_BIGGER);
     }
@@ -381,8 +478,11 @@ route_step_t route_next(chat_call_t *call, int status, const char *body,
     cls = retry_classify(call->model->provider->type, status, body);
     if (cls == RETRY_NEVER)
         return STEP_DONE;
-    if (cls == RETRY_CONTEXT_OVERFLOW)
-        return bigger(call);
+    if (cls == RETRY_CONTEXT_OVERFLOW) {
+        step = bigger(call);
+        call->overflow = step == STEP_DONE;
+        return step;
+    }
     if (cls == RETRY_SAME && (step = retry_same(call)) != STEP_DONE)
         return step;
     return go(call, next_model(call), STEP_FALLBACK);
@@ -391,9 +491,10 @@ route_step_t route_next(chat_call_t *call, int status, const char *body,
 void route_feedback(gateway_t *gw, const char *task, const char *model,
                     bool useful)
 {
-    if (gw->router != NULL)
-        route_stats_feedback(gw->router->stats, task, model, useful,
-                             clock_now_ms());
+    route_task_t *rt = task_route(gw, task);
+
+    if (rt != NULL)
+        route_stats_feedback(rt->stats, task, model, useful, clock_now_ms());
 }
 
 static const tokens_encoding_t *encoding_for(chat_call_t *call)

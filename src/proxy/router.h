@@ -17,6 +17,7 @@
 #include "route/stats.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 struct chat_call;
@@ -29,6 +30,7 @@ typedef struct route_task {
     route_rules_t *rules; /* NULL: start at tier 0 */
     retry_policy_t retry;
     retry_budget_t budget; /* retries as a share of calls */
+    route_stats_t *stats;  /* pass counts per tier, learned */
     bool has_context;      /* the task trims context */
     context_policy_t context;
 } route_task_t;
@@ -46,6 +48,11 @@ typedef struct router {
  * file (blocking, at start). 0, or a negative code with err set. */
 int router_open(gateway_t *gw, char *err, size_t errlen);
 void router_close(gateway_t *gw);
+
+/* Compiles every task of cfg as router_open would (checks, start rules,
+ * context policy), printing each problem to out; returns how many tasks
+ * failed. For `tollgate check`. */
+int router_check(const config_t *cfg, FILE *out);
 
 /* Saves changed pass rates through the worker (at drain and now and
  * then). */
