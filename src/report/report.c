@@ -22,7 +22,7 @@
 static const char usage_text[] =
     "usage: tollgate report --ledger FILE [--by DIMS] [--since TIME]\n"
     "                       [--until TIME] [--format table|csv|json|html]\n"
-    "                       [--compare] [--leaks] [--no-rollup]\n"
+    "                       [--compare] [--leaks] [--trims] [--no-rollup]\n"
     "                       [--config FILE] [--out FILE]\n"
     "  DIMS  comma list of task, model, team, key, owner, hour, day"
     " (default task,model)\n"
@@ -31,6 +31,7 @@ static const char usage_text[] =
     "  --since is inclusive, --until exclusive; both in UTC.\n"
     "  --compare    also the period of the same length before --since\n"
     "  --leaks      the four leaks in dollars, with a change for each\n"
+    "  --trims      context trimming by task: saved, and the share flagged\n"
     "  --no-rollup  scan every outcome (exact percentiles; slower)\n"
     "  --config     prices of the gateway's models, for the leaks\n"
     "  --out        where --format html writes (default stdout)\n";
@@ -40,7 +41,8 @@ static const char *const dim_names[] = {"task",  "model", "team", "key",
 
 static const char *const flags[] = {
     "--ledger", "--by", "--format", "--since", "--until", "--config", "--out"};
-static const char *const switches[] = {"--compare", "--leaks", "--no-rollup"};
+static const char *const switches[] = {"--compare", "--leaks", "--no-rollup",
+                                       "--trims"};
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -330,7 +332,8 @@ static int parse_one(const char *flag, const char *value, int64_t now_ms,
 
 static bool parse_switch(const char *arg, report_opts_t *opts)
 {
-    bool *const targets[] = {&opts->compare, &opts->leaks, &opts->no_rollup};
+    bool *const targets[] = {&opts->compare, &opts->leaks, &opts->no_rollup,
+                             &opts->trims};
 
     for (size_t i = 0; i < sizeof(switches) / sizeof(switches[0]); i++) {
         if (strcmp(arg, switches[i]) == 0) {
@@ -406,6 +409,8 @@ int report_run(const report_opts_t *opts, FILE *out, char *err, size_t errlen)
 
     if (opts->format == REPORT_HTML)
         return run_html(opts, out, err, errlen);
+    if (opts->trims)
+        return report_trims(opts, out, err, errlen);
     if (opts->leaks)
         rc = report_query_leaks(opts, &report, err, errlen);
     else

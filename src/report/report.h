@@ -52,6 +52,7 @@ typedef struct report_opts {
     int64_t now_ms; /* "now" for relative times */
     bool compare;   /* also the previous period of the same length */
     bool leaks;     /* the four leaks instead of the groups */
+    bool trims;     /* context trimming by task instead of the groups */
     bool no_rollup; /* scan every row; exact percentiles */
     /* Prices for the context leak's dollars (input price per model); NULL
      * uses the built-in table. Borrowed. */
@@ -164,6 +165,11 @@ int report_parse_args(int argc, char **argv, int64_t now_ms,
  * the report with report_free() either way.
  */
 int report_query(const report_opts_t *opts, report_t *report, char *err,
+                 size_t errlen);
+
+/* `--trims`: context trimming by task (trims, tokens in and sent,
+ * dollars saved, flagged share) in opts' format. 0 or -EIO with err. */
+int report_trims(const report_opts_t *opts, FILE *out, char *err,
                  size_t errlen);
 
 /* Computes the four leaks over opts' window into report->leaks (and the

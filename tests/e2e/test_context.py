@@ -66,7 +66,8 @@ class TestContextTrimming(unittest.TestCase):
         status, headers, resp = self.gw.chat(
             body, headers={"X-Tollgate-Task": task})
         self.assertEqual(status, 200, resp)
-        self.gw.wait_written(1)
+        self.sent = getattr(self, "sent", 0) + 1
+        self.gw.wait_written(self.sent)
         sent = json.loads(self.sim.requests()[-1]["body"])
         return body, sent, self.gw.outcome(headers["x-tollgate-outcome"])
 
@@ -89,6 +90,24 @@ class TestContextTrimming(unittest.TestCase):
                                  "Does Marguerite approve of Lisbon?")
         self.assertEqual(len(sent["messages"]), 2)
         self.assertEqual(row["trim_flagged"], 1)
+
+    def test_report_trims_gives_savings_and_flagged_share_per_task(self):
+        _, _, flagged = self.send("chatty", "Does Marguerite approve?")
+        _, _, plain = self.send("chatty", "What is two plus two?")
+        out = subprocess.run(
+            [BIN.replace("build/asan/", ""), "report", "--ledger",
+             self.gw.ledger, "--trims", "--format", "json"],
+            capture_output=True, text=True, check=True).stdout
+        (task,) = json.loads(out)["trims"]
+        self.assertEqual(task["task"], "chatty")
+        self.assertEqual(task["trims"], 2)
+        self.assertEqual(task["flagged"], 1)
+        self.assertEqual(task["flagged_share"], "50.00")
+        self.assertEqual(task["saved_pico"],
+                         flagged["trim_saved_pico"] + plain["trim_saved_pico"])
+        self.assertEqual(task["tokens_before"],
+                         flagged["input_tokens_before_trim"] +
+                         plain["input_tokens_before_trim"])
 
     def test_a_request_within_budget_is_sent_unchanged(self):
         body = {"model": "gpt-4o", "messages": [turn("user", "hi")]}
