@@ -154,6 +154,8 @@ void request_upstream(chat_call_t *call, upstream_request_t *rq);
 /* The price the call's model is held and reported at before the
  * provider answers (config price, price entry, upstream id, name). */
 const price_t *call_price(const chat_call_t *call);
+/* The same for another model of the call's route, at the call's time. */
+const price_t *model_price(const chat_call_t *call, const cfg_model_t *m);
 
 /* Sets up the answer state once the route is known. */
 void answer_init(chat_call_t *call);

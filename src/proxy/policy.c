@@ -165,19 +165,23 @@ static int64_t estimate_input(const char *body, size_t len)
 
 /* The price the call's model is reserved at (the same order as pricing,
  * without the provider's answer, which has not come yet). */
-const price_t *call_price(const chat_call_t *call)
+const price_t *model_price(const chat_call_t *call, const cfg_model_t *m)
 {
-    const char *names[3] = {call->model->price_entry, call->model->upstream,
-                            call->model->name};
+    const char *names[3] = {m->price_entry, m->upstream, m->name};
     const price_t *price = NULL;
 
-    if (call->model->has_price)
-        return &call->model->price;
+    if (m->has_price)
+        return &m->price;
     for (int i = 0; price == NULL && i < 3; i++)
         if (names[i] != NULL)
             price = billing_lookup_at(call->gw->prices, names[i],
                                       call->rec->started_ms / 1000);
     return price;
+}
+
+const price_t *call_price(const chat_call_t *call)
+{
+    return model_price(call, call->model);
 }
 
 /* The output cap a budgeted call must carry: the caller's, else the

@@ -205,13 +205,8 @@ static void visit(chat_call_t *call, const cfg_model_t *m)
 
 static int64_t window_of(const chat_call_t *call, const cfg_model_t *m)
 {
-    const price_t *p = m->has_price ? &m->price : NULL;
-    const char *names[3] = {m->price_entry, m->upstream, m->name};
+    const price_t *p = model_price(call, m);
 
-    for (int i = 0; p == NULL && i < 3; i++)
-        if (names[i] != NULL)
-            p = billing_lookup_at(call->gw->prices, names[i],
-                                  call->rec->started_ms / 1000);
     return p != NULL ? p->max_input_tokens : 0;
 }
 
