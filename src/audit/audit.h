@@ -196,7 +196,8 @@ const char *audit_cheaper_tier(const price_table_t *table, const char *model,
 typedef enum audit_output {
     AUDIT_OUT_TABLE = 0,
     AUDIT_OUT_CSV,
-    AUDIT_OUT_JSON
+    AUDIT_OUT_JSON,
+    AUDIT_OUT_HTML /* audit only: replay has no page */
 } audit_output_t;
 
 typedef struct audit_opts {

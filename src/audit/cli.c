@@ -15,7 +15,7 @@
 
 static void audit_usage(FILE *out)
 {
-    fputs("usage: tollgate audit FILE... [--format table|csv|json]\n"
+    fputs("usage: tollgate audit FILE... [--format table|csv|json|html]\n"
           "       [--since TIME] [--until TIME] [--prices FILE]...\n"
           "       [--model MODEL] [--top N]\n"
           "FILE: a Tollgate ledger, chat/Batch/Anthropic/Responses JSONL, "
@@ -70,6 +70,10 @@ static int audit_option(int c, audit_opts_t *opts, price_table_t *table)
     case 'f':
         if (audit_parse_format(optarg, &opts->format) == 0)
             return 0;
+        if (strcmp(optarg, "html") == 0) {
+            opts->format = AUDIT_OUT_HTML;
+            return 0;
+        }
         fprintf(stderr, "tollgate audit: unknown format '%s'\n", optarg);
         return -EINVAL;
     case 's':

@@ -101,6 +101,21 @@ audit_format_t shape_format(shape_t shape);
 int shape_call(shape_t shape, struct json_object *obj, audit_call_t *call,
                char *why);
 
+/* The answer half of a chat log: failed (status >= 400, or an error in
+ * resp), then usage read or estimated. Returns as shape_call. */
+int shape_chat_answer(audit_call_t *call, struct json_object *resp, bool failed,
+                      char *why);
+
+/*
+ * A chat-log line ({request, response} with times and owner) read from
+ * its text without a tree for the request. Returns as shape_call, or
+ * -EAGAIN (call half filled: discard it) for any line it cannot read
+ * exactly as json-c and shape_call would; parse that one with json-c.
+ */
+struct json_tokener;
+int shape_fast_chat(const char *text, size_t len, struct json_tokener *tok,
+                    audit_call_t *call, char *why);
+
 /* Usage API results of a page or bucket, one call each, through fn. */
 typedef void usage_result_fn(void *arg, const audit_call_t *call);
 int shape_usage_results(struct json_object *obj, int64_t line,

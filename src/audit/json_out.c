@@ -166,7 +166,7 @@ static struct json_object *sources_json(const audit_t *a)
     return arr;
 }
 
-int audit_write_json(const audit_t *a, FILE *out)
+struct json_object *audit_to_json(const audit_t *a)
 {
     struct json_object *root = json_object_new_object();
     const audit_totals_t *t = &a->totals;
@@ -182,6 +182,13 @@ int audit_write_json(const audit_t *a, FILE *out)
                            map_json(&a->weeks, &a->other_week));
     json_object_object_add(root, "by_workflow", workflows_json(a));
     json_object_object_add(root, "leaks", leaks_json(t));
+    return root;
+}
+
+int audit_write_json(const audit_t *a, FILE *out)
+{
+    struct json_object *root = audit_to_json(a);
+
     fputs(json_object_to_json_string_ext(
               root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
           out);

@@ -273,6 +273,8 @@ int audit_write(const audit_t *a, FILE *out)
         return write_csv(a, out);
     case AUDIT_OUT_JSON:
         return audit_write_json(a, out);
+    case AUDIT_OUT_HTML:
+        return audit_write_html(a, out);
     default:
         return write_table(a, out);
     }

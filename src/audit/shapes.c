@@ -385,6 +385,17 @@ static void failed_call(audit_call_t *call)
     call->cost = 0;
 }
 
+int shape_chat_answer(audit_call_t *call, struct json_object *resp, bool failed,
+                      char *why)
+{
+    call->failed = failed || get(resp, "error") != NULL;
+    if (call->failed && get(resp, "usage") == NULL) {
+        failed_call(call);
+        return 1;
+    }
+    return chat_usage(call, resp, why);
+}
+
 static int chat_log(struct json_object *obj, audit_call_t *call, char *why)
 {
     struct json_object *req = get(obj, "request");
@@ -403,13 +414,8 @@ static int chat_log(struct json_object *obj, audit_call_t *call, char *why)
     shape_messages(call, req,
                    get(resp, "usage") == NULL &&
                        get(resp, "usageMetadata") == NULL);
-    call->failed = get(resp, "error") != NULL ||
-                   (status != NULL && json_object_get_int(status) >= 400);
-    if (call->failed && get(resp, "usage") == NULL) {
-        failed_call(call);
-        return 1;
-    }
-    return chat_usage(call, resp, why);
+    return shape_chat_answer(
+        call, resp, status != NULL && json_object_get_int(status) >= 400, why);
 }
 
 /* Batch output: {custom_id, response: {status_code, body}, error}. An

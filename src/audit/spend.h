@@ -103,6 +103,13 @@ void audit_leak_volume(audit_t *a, const audit_call_t *call, const priced_t *p);
 /* The JSON form of a finished audit (json_out.c). Returns 0 or -EIO. */
 int audit_write_json(const audit_t *a, FILE *out);
 
+/* That JSON as a tree, owned by the caller (json_object_put). */
+struct json_object *audit_to_json(const audit_t *a);
+
+/* The audit as one self-contained HTML page (html_out.c): the tables of
+ * the JSON form, money as its exact USD strings. Returns 0 or -EIO. */
+int audit_write_html(const audit_t *a, FILE *out);
+
 /* The groups of a map plus its overflow by spend, then name; the array
  * is the caller's to free. */
 const agg_t **audit_ranked(const amap_t *map, const agg_t *other, size_t *n);

@@ -7,6 +7,7 @@ that can be done independently of the binary.
 
 import csv
 from fractions import Fraction
+from html.parser import HTMLParser
 import json
 import os
 import sqlite3
@@ -39,6 +40,51 @@ def audit_json(testcase, *args):
     proc = run("audit", "--format", "json", *args)
     testcase.assertEqual(proc.returncode, 0, proc.stderr)
     return json.loads(proc.stdout)
+
+
+class TableCells(HTMLParser):
+    """The data-col cells of each table by id, row by row, and the text
+    of elements with an id."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.ids = {}, {}
+        self.table = self.cell = self.span = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.table = self.tables.setdefault(a["id"], [])
+        elif tag == "tr" and self.table is not None:
+            self.table.append({})
+        elif tag == "td" and "data-col" in a:
+            self.cell = a["data-col"]
+            self.table[-1][self.cell] = ""
+        elif tag == "span" and "id" in a:
+            self.span = a["id"]
+            self.ids[self.span] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.cell = None
+        elif tag == "span":
+            self.span = None
+        elif tag == "table":
+            self.table = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.table[-1][self.cell] += data
+        if self.span is not None:
+            self.ids[self.span] += data
+
+
+def audit_html(testcase, *args):
+    proc = run("audit", "--format", "html", *args)
+    testcase.assertEqual(proc.returncode, 0, proc.stderr)
+    parser = TableCells()
+    parser.feed(proc.stdout)
+    return proc.stdout, parser
 
 
 def leak(report, name):
@@ -135,6 +181,30 @@ class AuditFixtures(unittest.TestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("no-such-file", proc.stderr)
 
+    def test_html_page_figures_equal_json(self):
+        files = [FIX / "chat.jsonl", FIX / "batch_output.jsonl",
+                 FIX / "litellm_spend.json"]
+        r = audit_json(self, *files)
+        page, cells = audit_html(self, *files)
+        self.assertTrue(page.startswith("<!DOCTYPE html>"))
+        self.assertNotIn("<script", page)
+        self.assertNotIn("http", page)
+        self.assertEqual(cells.ids["total_spend_usd"], r["total"]["spend_usd"])
+        self.assertEqual(cells.ids["total_estimated_usd"],
+                         r["total"]["estimated_usd"])
+        for table in ("by_owner", "by_workflow", "by_model", "by_week"):
+            rows = [row for row in cells.tables[table] if row]
+            self.assertEqual(len(rows), len(r[table]), table)
+            self.assertTrue(rows)
+            for row, want in zip(rows, r[table]):
+                for col, text in row.items():
+                    self.assertEqual(text, str(want[col]), (table, col))
+        leaks = [row for row in cells.tables["leaks"] if row]
+        self.assertEqual(len(leaks), 6)
+        for row in leaks:
+            self.assertEqual(row["amount_usd"],
+                             r["leaks"][row["name"]]["amount_usd"])
+
 
 def write_ledger(path):
     """A ledger with the columns `tollgate audit` reads (docs/ledger.md)."""
@@ -165,6 +235,7 @@ def write_ledger(path):
                    rows)
     db.commit()
     db.close()
+
 
 
 class AuditLedger(unittest.TestCase):

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "audit/internal.h"
 
@@ -468,6 +469,79 @@ static void test_csv_quoted_newline(void **state)
     unlink(path);
 }
 
+/* The fast chat-log path gives the same call as json-c and shape_call
+ * for every line it takes, and hands the rest back. */
+static int slow_call(const char *line, audit_call_t *call)
+{
+    struct json_object *obj = json_tokener_parse(line);
+    char why[64] = "";
+    int rc;
+
+    memset(call, 0, sizeof(*call));
+    rc = shape_call(shape_of(obj), obj, call, why);
+    json_object_put(obj);
+    return rc;
+}
+
+static int fast_call(const char *line, audit_call_t *call)
+{
+    struct json_tokener *tok = json_tokener_new();
+    char why[64] = "";
+    int rc;
+
+    memset(call, 0, sizeof(*call));
+    rc = shape_fast_chat(line, strlen(line), tok, call, why);
+    json_tokener_free(tok);
+    return rc;
+}
+
+static void test_fast_chat_path_equals_json_c(void **state)
+{
+    static const char *const taken[] = {
+        "{\"timestamp\": 1793491200, \"owner\": \"ana\", \"key\": \"k1\", "
+        "\"request\": {\"model\": \"gpt-4o\", \"temperature\": 0, "
+        "\"messages\": [{\"role\": \"system\", \"content\": \"Team 7.\"}, "
+        "{\"role\": \"user\", \"content\": \"Ticket #12\"}]}, "
+        "\"response\": {\"object\": \"chat.completion\", \"created\": 5, "
+        "\"choices\": [], \"service_tier\": \"default\", \"usage\": "
+        "{\"prompt_tokens\": 30, \"completion_tokens\": 3, "
+        "\"prompt_tokens_details\": {\"cached_tokens\": 10}}}}\n",
+        "{\"time\": \"2026-11-02T10:00:00Z\", \"user\": \"\", \"team\": "
+        "\"ops\", \"request\": {\"model\": \"gpt-4o-mini\", \"messages\": "
+        "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\","
+        " \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}, "
+        "{\"role\": \"assistant\", \"content\": \"d\"}, {\"role\": \"user\","
+        " \"content\": \"e\"}, {\"role\": \"user\", \"content\": \"f\"}]}, "
+        "\"response\": {\"model\": \"gpt-4o-mini-2024\", \"usage\": "
+        "{\"prompt_tokens\": 9, \"completion_tokens\": 1}}}",
+    };
+    static const char *const handed_back[] = {
+        "{\"request\": {\"model\": \"m\", \"messages\": [{\"role\": "
+        "\"user\", \"content\": \"a\\\"b\"}]}, \"response\": {\"usage\": "
+        "{\"prompt_tokens\": 1, \"completion_tokens\": 1}}}",
+        "{\"status_code\": 500, \"request\": {\"messages\": []}, "
+        "\"response\": {\"usage\": {\"prompt_tokens\": 1}}}",
+        "{\"request\": {\"messages\": []}, \"response\": {\"choices\": []}}",
+        "{\"timestamp\": 1.5, \"request\": {\"messages\": []}, "
+        "\"response\": {\"usage\": {\"prompt_tokens\": 1}}}",
+        "{\"request\": {\"messages\": []}, \"response\": {\"usage\": "
+        "{\"prompt_tokens\": 1}}} trailing",
+        "{\"request\": {\"messages\": [], \"x\": [[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, \"response\": {\"usage\": "
+        "{\"prompt_tokens\": 1}}}",
+    };
+    audit_call_t fast, slow;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        assert_int_equal(fast_call(taken[i], &fast), 1);
+        assert_int_equal(slow_call(taken[i], &slow), 1);
+        assert_memory_equal(&fast, &slow, sizeof(fast));
+    }
+    for (size_t i = 0; i < sizeof(handed_back) / sizeof(handed_back[0]); i++)
+        assert_int_equal(fast_call(handed_back[i], &fast), -EAGAIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_leak_volume_outlier_day_exact),
         cmocka_unit_test(test_source_cost_and_fallback),
         cmocka_unit_test(test_csv_quoted_newline),
+        cmocka_unit_test(test_fast_chat_path_equals_json_c),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
