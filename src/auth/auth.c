@@ -93,13 +93,10 @@ static void on_reloaded(gateway_t *gw, bool loaded, void *arg)
     const cfg_key_t *key = NULL;
     int why;
 
-    if (gw->draining) {
-        gateway_send_error(p->req, 503, "server_error", "shutting_down", NULL,
-                           "the gateway is shutting down");
-        free(p);
-        return;
-    }
-    why = auth_find(gw, p->req, p->allow_x_api_key, &key);
+    /* The waiter still gets its answer (and frees what it holds); the
+     * refusal says the gateway is going away. */
+    why = gw->draining ? -ESHUTDOWN
+                       : auth_find(gw, p->req, p->allow_x_api_key, &key);
     p->done(gw, p->req, why == 0 ? key : NULL, why, p->arg);
     free(p);
 }
@@ -135,6 +132,11 @@ void auth_send_refusal(struct evhttp_request *req, int why,
 {
     const char *message;
 
+    if (why == -ESHUTDOWN) {
+        gateway_send_error(req, 503, "server_error", "shutting_down", NULL,
+                           "the gateway is shutting down");
+        return;
+    }
     if (why == -EKEYREVOKED)
         message = "this API key has been revoked; ask the gateway's admin "
                   "for a new one";

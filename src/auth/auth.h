@@ -32,7 +32,8 @@ int auth_find(struct gateway *gw, struct evhttp_request *req,
 
 /*
  * Runs on the loop with the caller's key (why 0), or key NULL and why
- * -ENOENT, -EKEYREVOKED or -EKEYEXPIRED. The callback owns the request
+ * -ENOENT, -EKEYREVOKED, -EKEYEXPIRED or -ESHUTDOWN (the gateway began
+ * draining while the request waited). The callback owns the request
  * from here and must answer it (auth_send_refusal() for a NULL key).
  */
 typedef void (*auth_done_fn)(struct gateway *gw, struct evhttp_request *req,
@@ -43,9 +44,7 @@ typedef void (*auth_done_fn)(struct gateway *gw, struct evhttp_request *req,
  * from the keystore through the worker (paced: see keyring_reload()), so a
  * key made by the CLI works on its first call. done is called exactly
  * once: before auth_resolve() returns when no reload is needed, or later
- * on the loop after the reload. If the gateway began draining while the
- * request waited, the request is answered 503 here and done is not
- * called.
+ * on the loop after the reload.
  */
 void auth_resolve(struct gateway *gw, struct evhttp_request *req,
                   bool allow_x_api_key, auth_done_fn done, void *arg);
@@ -53,7 +52,8 @@ void auth_resolve(struct gateway *gw, struct evhttp_request *req,
 /*
  * Answers 401 for a why of auth_find(), in the shape of the path called
  * (OpenAI's, or Anthropic's on /v1/messages), with code invalid_api_key
- * and a message naming how to send the key. Never echoes the key.
+ * and a message naming how to send the key (503 shutting_down for
+ * -ESHUTDOWN). Never echoes the key.
  */
 void auth_send_refusal(struct evhttp_request *req, int why,
                        bool allow_x_api_key);
