@@ -425,7 +425,7 @@ static void start_hangup_watch(chat_call_t *call)
         conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
 
-    if (fd < 0)
+    if (fd < 0 || call->hangup_watch != NULL)
         return;
     call->hangup_watch = event_new(call->gw->base, fd, EV_READ | EV_PERSIST,
                                    on_hangup_readable, call);
@@ -782,6 +782,19 @@ static void on_backoff(void *arg)
     send_upstream(arg);
 }
 
+/* The caller's bytes are not NUL-terminated: parse with their length. */
+static struct json_object *parse_len(const char *text, size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *obj;
+
+    if (tok == NULL)
+        die_oom();
+    obj = json_tokener_parse_ex(tok, text, (int)len);
+    json_tokener_free(tok);
+    return obj;
+}
+
 /* The next request body: the caller's, rebuilt for the new model, and
  * for a re-ask with the failed answer and the reason appended. */
 static bool rebuild_body(chat_call_t *call, route_step_t step,
@@ -796,7 +809,7 @@ static bool rebuild_body(chat_call_t *call, route_step_t step,
     if (!request_check_route(call))
         return false; /* answered */
     if (call->translate) {
-        obj = json_tokener_parse(call->orig_body);
+        obj = parse_len(call->orig_body, call->orig_len);
         rc = obj ? request_translate(call, obj) : -EINVAL;
         json_object_put(obj);
         if (rc == -EINVAL && obj != NULL)
@@ -873,6 +886,8 @@ static bool try_next(chat_call_t *call, int status, const char *body,
     }
     answer_init(call);
     call->next_reason = route_step_reason(step);
+    /* A caller who leaves during the wait ends the call at once. */
+    start_hangup_watch(call);
     if (call->delay_ms > 0) {
         if (call->backoff_timer == NULL)
             call->backoff_timer = clock_timer_new(on_backoff, call);

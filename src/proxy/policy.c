@@ -383,11 +383,26 @@ static bool bound_call(chat_call_t *call)
         .web_searches = search_bound(call),
     };
 
+    int rc = -EINVAL;
+
     call->worst = 0;
     if (!call->budgeted && call->gw->config->n_approval_rules == 0)
         return true;
-    if (price != NULL && budget_worst_case(price, &bound, &call->worst) == 0)
+    if (price != NULL)
+        rc = budget_worst_case(price, &bound, &call->worst);
+    if (rc == 0)
         return true;
+    if (rc == -EOVERFLOW) {
+        /* Too large to bound is too large to hold or to approve. */
+        ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
+        refresh_rate_headers(call);
+        note(call, "refused:unbounded%s%s", "", "");
+        call_fail(call, 400, "invalid_request_error", "invalid_value",
+                  "max_tokens",
+                  "the request's worst-case cost does not fit in the "
+                  "gateway's arithmetic; lower max_tokens");
+        return false;
+    }
     if (!call->budgeted)
         return true; /* no price: cost rules cannot match */
     ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());

@@ -114,8 +114,14 @@ static const char *pick_task(chat_call_t *call, struct json_object *obj,
     if (json_object_object_get_ex(obj, "metadata", &meta) &&
         json_object_object_get_ex(meta, "task", &v) &&
         json_object_is_type(v, json_type_string) &&
-        json_object_get_string_len(v) > 0)
+        json_object_get_string_len(v) > 0) {
+        /* A NUL inside would cut the name short: a control character
+         * makes check_task() refuse it instead. */
+        if (strlen(json_object_get_string(v)) !=
+            (size_t)json_object_get_string_len(v))
+            return "\x01";
         return arena_strdup(call->arena, json_object_get_string(v));
+    }
     if (key->default_task != NULL)
         return key->default_task;
     return "default";
@@ -231,6 +237,11 @@ static bool read_body_fields(chat_call_t *call, struct json_object *obj)
     return false;
 }
 
+/* No model writes more in one answer (the largest output limits are
+ * in the hundreds of thousands); above it a cap only breaks the cost
+ * bound's arithmetic. */
+#define MAX_OUTPUT_TOKENS INT64_C(100000000)
+
 /* The caller's output cap, under the surface's name for it. */
 static bool read_max_tokens(chat_call_t *call, struct json_object *obj)
 {
@@ -249,10 +260,13 @@ static bool read_max_tokens(chat_call_t *call, struct json_object *obj)
             is_null(v))
             continue;
         if (!json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 1) {
+            json_object_get_int64(v) < 1 ||
+            json_object_get_int64(v) > MAX_OUTPUT_TOKENS) {
             call_fail(call, 400, "invalid_request_error", "invalid_value", name,
-                      arena_printf(call->arena, "%s must be a positive integer",
-                                   name));
+                      arena_printf(call->arena,
+                                   "%s must be an integer from 1 to "
+                                   "%" PRId64,
+                                   name, (int64_t)MAX_OUTPUT_TOKENS));
             return false;
         }
         call->max_tokens = json_object_get_int64(v);
