@@ -299,8 +299,10 @@ static void add_cost_header(chat_call_t *call)
         pico_format_usd(rec->cost, usd, sizeof(usd));
     else if (rec->cost_status == COST_ESTIMATED)
         copy_str(usd, sizeof(usd), "estimated");
-    else
+    else if (rec->cost_status == COST_UNPRICED)
         copy_str(usd, sizeof(usd), "unpriced");
+    else
+        copy_str(usd, sizeof(usd), "unknown"); /* billed, usage lost */
     add_header(call, "x-tollgate-cost-usd", usd);
     if (rec->cost_status == COST_ESTIMATED) {
         pico_format_usd(rec->cost_estimate + rec->cost, usd, sizeof(usd));

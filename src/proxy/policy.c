@@ -349,6 +349,23 @@ static int64_t count_of(const chat_call_t *call, const char *needle)
     return count;
 }
 
+/* Bytes of inline base64 images: an image is billed by its size in
+ * tiles (counted apart, per image part), never by its base64 text. */
+static size_t base64_bytes(const chat_call_t *call)
+{
+    const char *p = call->body, *end = call->body + call->body_len;
+    size_t n = 0;
+
+    while ((p = memmem(p, (size_t)(end - p), ";base64,", 8)) != NULL) {
+        const char *s = p += 8;
+
+        while (p < end && *p != '"')
+            p++;
+        n += (size_t)(p - s);
+    }
+    return n;
+}
+
 /* Billable searches a call may make: each search tool's max_uses, or
  * SEARCHES_UNCAPPED for a search tool that sets none. */
 #define SEARCHES_UNCAPPED 10
@@ -376,7 +393,7 @@ static bool bound_call(chat_call_t *call)
     const price_t *price = call_price(call);
     budget_bound_t bound = {
         .input_tokens = budget_input_bound(
-            call->body_len, count_of(call, "\"role\""),
+            call->body_len - base64_bytes(call), count_of(call, "\"role\""),
             count_of(call, "image_url\"") + count_of(call, "image\"")),
         .output_tokens =
             call->max_sent > 0 ? call->max_sent : default_cap(call),
@@ -424,9 +441,9 @@ bool policy_next(chat_call_t *call)
     budget_who_t who = who_of(call);
     budget_bound_t bound = {
         .input_tokens =
-            budget_input_bound(call->body_len, count_of(call, "\"role\""),
-                               count_of(call, "image_url\"") +
-                                   count_of(call, "image\"")) +
+            budget_input_bound(
+                call->body_len - base64_bytes(call), count_of(call, "\"role\""),
+                count_of(call, "image_url\"") + count_of(call, "image\"")) +
             (int64_t)call->text.len + 64, /* a re-ask adds the answer */
         .output_tokens =
             call->max_sent > 0 ? call->max_sent : default_cap(call),
@@ -458,6 +475,15 @@ bool policy_reserve(chat_call_t *call)
     ratelimit_refund(call->gw->policy->rl, &call->ticket, clock_now_ms());
     refresh_rate_headers(call);
     budget_refusal_message(&why, call->gw->policy->tz, msg, sizeof(msg));
+    /* When to try again, as a header too: the budget's reset. */
+    if (why.budget.reset_ms < BUDGET_TIME_MAX) {
+        char retry[24];
+
+        snprintf(retry, sizeof(retry), "%" PRId64,
+                 (why.budget.reset_ms - clock_now_ms() + 999) / 1000);
+        evhttp_add_header(evhttp_request_get_output_headers(call->req),
+                          "retry-after", retry);
+    }
     note(call, "refused:budget%s%s", "", "");
     call_fail(call, 429, "insufficient_quota", "budget_exceeded", NULL, msg);
     return false;

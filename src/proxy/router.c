@@ -266,6 +266,10 @@ void route_start(chat_call_t *call, struct json_object *obj)
 
     call->rt = task_route(call->gw, call->rec->task);
     call->tier = -1;
+    /* An embedding is not an answer to route or check: the caller's
+     * model serves it. */
+    if (call->surface == SURFACE_EMBEDDINGS)
+        call->rt = NULL;
     if (call->rt == NULL || call->rt->cfg->n_route == 0) {
         visit(call, call->model);
         return;
@@ -397,6 +401,8 @@ static route_step_t go(chat_call_t *call, const cfg_model_t *m,
 {
     if (m == NULL)
         return STEP_DONE;
+    /* Another model owes nothing to this one's retry-after or backoff. */
+    call->delay_ms = 0;
     call->model = m;
     call->retries = 0;
     visit(call, m);

@@ -431,7 +431,7 @@ class TestErrors(GatewayCase):
         status, headers, resp = self.gw.chat(body)
         self.assert_openai_error(status, resp, 502,
                                  "upstream_malformed_response")
-        self.assertEqual(headers["x-tollgate-cost-usd"], "unpriced")
+        self.assertEqual(headers["x-tollgate-cost-usd"], "unknown")
         self.gw.wait_written(1)
         row = self.gw.outcome(headers["x-tollgate-outcome"])
         self.assertEqual(row["cost_status"], "usage_missing")
