@@ -426,7 +426,9 @@ class TestBudgetRefusal(PolicyCase):
         self.assert_budget_refusal(status, body, budget_message(
             "key 'alpha'", "daily", cost, worst, limit, worst,
             BERLIN_RESET))
-        self.assertNotIn("retry-after", headers)
+        # The clock starts at 2026-01-01T00:00Z, 01:00 in Berlin: the day
+        # resets 23 hours later, and retry-after says so.
+        self.assertEqual(headers["retry-after"], "82800")
         self.sim.advance(1000)
         self.assertEqual(self.answer(held)[0], 200)
         self.assertEqual(len(self.sim.requests()), 2)
