@@ -163,7 +163,8 @@ int sharegpt_calls(struct json_object *obj, int64_t line, const char *model,
     struct json_object *conv = get(obj, "conversations");
     size_t n = json_object_array_length(conv);
     int64_t sum = 0, *turn = calloc(n + 1, sizeof(*turn));
-    const char *first = NULL, *id = str(obj, "id");
+    const char *first = NULL, *last = NULL, *id = str(obj, "id");
+    uint64_t history = AUDIT_HASH_SEED;
 
     if (turn == NULL)
         die_oom();
@@ -178,9 +179,12 @@ int sharegpt_calls(struct json_object *obj, int64_t line, const char *model,
         audit_call_t call = {0};
 
         turn[i] = text == NULL ? 0 : usage_estimate_tokens(text, strlen(text));
-        if (from != NULL && strcmp(from, "human") == 0 && first == NULL)
-            first = text;
+        if (from != NULL && strcmp(from, "human") == 0) {
+            first = first == NULL ? text : first;
+            last = text;
+        }
         if (from == NULL || strcmp(from, "gpt") != 0 || i == 0) {
+            history = audit_hash(history, text, text ? strlen(text) : 0);
             sum += turn[i];
             continue;
         }
@@ -188,12 +192,18 @@ int sharegpt_calls(struct json_object *obj, int64_t line, const char *model,
         call.n_messages = (int)i;
         call_from_texts(&call, model, first != NULL ? first : "",
                         first != NULL ? strlen(first) : 0, turn[i]);
+        /* Each turn resends a different history: its last ask is its own,
+         * and only the same whole history is a duplicate request. */
+        audit_set_workflow(&call, NULL, 0, first, first ? strlen(first) : 0,
+                           last, last ? strlen(last) : 0);
+        call.request_hash = audit_hash(history, model, strlen(model));
         call.prompt_est = sum;
         for (size_t k = 0; k + 4 < i; k++)
             call.history_est += turn[k];
         audit_copy(call.owner, sizeof(call.owner), id);
         shape_estimate_usage(&call);
         fn(arg, &call);
+        history = audit_hash(history, text, text ? strlen(text) : 0);
         sum += turn[i];
     }
     free(turn);
