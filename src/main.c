@@ -66,10 +66,10 @@ static const char *config_arg(int argc, char **argv, bool *test_clock)
     return path;
 }
 
-static config_t *load_config(const char *path)
+static config_t *load_config(const char *path, unsigned flags)
 {
     int n_errors = 0;
-    config_t *cfg = config_load(path, stderr, &n_errors);
+    config_t *cfg = config_load_opts(path, stderr, &n_errors, flags);
 
     if (cfg == NULL)
         fprintf(stderr, "tollgate: %s has %d error%s\n", path, n_errors,
@@ -88,7 +88,7 @@ static int cmd_serve(int argc, char **argv)
         fputs("tollgate serve: --config FILE is required\n", stderr);
         return 2;
     }
-    cfg = load_config(path);
+    cfg = load_config(path, 0);
     if (cfg == NULL)
         return 1;
     log_level = log_parse_level(cfg->log_level);
@@ -144,7 +144,7 @@ static int cmd_check(int argc, char **argv)
         fputs("tollgate check: --config FILE is required\n", stderr);
         return 2;
     }
-    cfg = load_config(path);
+    cfg = load_config(path, CONFIG_SECRETS_OPTIONAL);
     if (cfg == NULL)
         return 1;
     log_level = LOG_WARN;
@@ -162,6 +162,12 @@ static int cmd_check(int argc, char **argv)
     bad_entries += router_check(cfg, stdout);
     if (cfg->admin_key_env != NULL && cfg->admin_key == NULL)
         printf("  warning: $%s (admin key) is not set\n", cfg->admin_key_env);
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        if (cfg->providers[i].api_key_env != NULL &&
+            cfg->providers[i].api_key == NULL)
+            printf("  warning: provider '%s' takes its key from $%s, which "
+                   "is not set (serve will need it)\n",
+                   cfg->providers[i].name, cfg->providers[i].api_key_env);
     if (bad_entries > 0)
         printf("config has %d problem%s (see above)\n", bad_entries,
                bad_entries == 1 ? "" : "s");

@@ -183,7 +183,8 @@ static int open_target(cli_t *cli, const char *usage)
                 usage);
         return 2;
     }
-    cli->config = config_load(cli->config_path, stderr, &n_errors);
+    cli->config = config_load_opts(cli->config_path, stderr, &n_errors,
+                                   CONFIG_SECRETS_OPTIONAL);
     if (cli->config == NULL) {
         fprintf(stderr, "tollgate %s: %s has %d error%s\n", cli->cmd,
                 cli->config_path, n_errors, n_errors == 1 ? "" : "s");

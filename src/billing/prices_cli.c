@@ -279,7 +279,8 @@ static int cmd_check(int argc, char **argv)
         prices_usage(stderr);
         return EXIT_USAGE;
     }
-    if ((cfg = config_load(path, stderr, &n_errors)) == NULL)
+    if ((cfg = config_load_opts(path, stderr, &n_errors,
+                                CONFIG_SECRETS_OPTIONAL)) == NULL)
         return EXIT_USAGE;
     if ((table = check_table(cfg)) == NULL) {
         config_free(cfg);

@@ -36,6 +36,7 @@ typedef struct loader {
     int log_level_line;
     char yaml_error[512]; /* libfyaml's first message */
     struct cfg_error *error_list;
+    bool secrets_optional; /* a provider key's variable may be unset */
 } loader_t;
 
 static int node_line(struct fy_node *node)
@@ -314,7 +315,9 @@ static void check_provider(loader_t *ld, cfg_provider_t *p)
     p->base_url = arena_strndup(ld->cfg->arena, p->base_url, n);
     if (p->api_key_env != NULL) {
         p->api_key = getenv(p->api_key_env);
-        if (p->api_key == NULL || p->api_key[0] == '\0')
+        if (p->api_key != NULL && p->api_key[0] == '\0')
+            p->api_key = NULL;
+        if (p->api_key == NULL && !ld->secrets_optional)
             fail(ld, p->line,
                  "provider '%s' takes its key from $%s, "
                  "which is not set",
@@ -1386,9 +1389,15 @@ static struct fy_document *read_yaml(loader_t *ld, const char *path)
 
 config_t *config_load(const char *path, FILE *errout, int *n_errors)
 {
+    return config_load_opts(path, errout, n_errors, 0);
+}
+
+config_t *config_load_opts(const char *path, FILE *errout, int *n_errors,
+                           unsigned flags)
+{
     struct fy_document *doc;
     struct fy_node *root;
-    loader_t ld = {0};
+    loader_t ld = {.secrets_optional = flags & CONFIG_SECRETS_OPTIONAL};
     const char *slash;
     arena_t *arena = arena_new(16384);
 
@@ -1425,7 +1434,7 @@ out:
     print_errors(&ld);
     *n_errors = ld.errors;
     if (ld.errors > 0) {
-        arena_free(arena);
+        config_free(ld.cfg); /* the JSON subtrees it kept, and the arena */
         return NULL;
     }
     return ld.cfg;

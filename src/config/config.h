@@ -175,6 +175,13 @@ typedef struct config {
  * "${VAR:-default}" in paths are expanded from the environment.
  */
 config_t *config_load(const char *path, FILE *errout, int *n_errors);
+
+/* Commands that never call a provider (check, keys, approve, report,
+ * prices) load with this: a provider key's unset variable leaves the
+ * key NULL instead of failing. */
+#define CONFIG_SECRETS_OPTIONAL 0x1u
+config_t *config_load_opts(const char *path, FILE *errout, int *n_errors,
+                           unsigned flags);
 void config_free(config_t *config);
 
 const cfg_model_t *config_find_model(const config_t *config, const char *name);

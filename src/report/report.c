@@ -456,7 +456,8 @@ static int load_prices(report_opts_t *opts, config_t **cfg,
 
     if (opts->config_path == NULL)
         return 0;
-    *cfg = config_load(opts->config_path, stderr, &n_errors);
+    *cfg = config_load_opts(opts->config_path, stderr, &n_errors,
+                            CONFIG_SECRETS_OPTIONAL);
     if (*cfg == NULL)
         return -EINVAL;
     *prices = gateway_load_prices(*cfg, stderr);
