@@ -374,9 +374,44 @@ static int max_tokens_edit(chat_call_t *call, const char *body, size_t len,
     return 1;
 }
 
+/*
+ * Anthropic's metadata takes user_id only: the task a caller named there
+ * is Tollgate's, and is taken out before the request goes on.
+ */
+static int metadata_edit(chat_call_t *call, const char *body, size_t len,
+                         json_edit_t *edit)
+{
+    size_t top = jsonedit_skip_ws(body, len, 0);
+    struct json_tokener *tok;
+    struct json_object *meta;
+    json_span_t span;
+    int n = 0;
+
+    if (call->surface != SURFACE_MESSAGES ||
+        jsonedit_find(body, len, top, "metadata", &span) < 0)
+        return 0;
+    if ((tok = json_tokener_new()) == NULL)
+        die_oom();
+    meta = json_tokener_parse_ex(tok, body + span.start,
+                                 (int)(span.end - span.start));
+    json_tokener_free(tok);
+    if (json_object_is_type(meta, json_type_object) &&
+        json_object_object_get_ex(meta, "task", NULL)) {
+        json_object_object_del(meta, "task");
+        edit->start = span.start;
+        edit->end = span.end;
+        edit->text = arena_strdup(
+            call->arena,
+            json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN));
+        n = 1;
+    }
+    json_object_put(meta);
+    return n;
+}
+
 int request_build_body(chat_call_t *call, const char *body, size_t len)
 {
-    json_edit_t edits[3];
+    json_edit_t edits[4];
     size_t n = 0;
     json_span_t span;
     size_t top = jsonedit_skip_ws(body, len, 0);
@@ -403,6 +438,7 @@ int request_build_body(chat_call_t *call, const char *body, size_t len)
         call->caller_wants_usage = true;
     }
     n += (size_t)max_tokens_edit(call, body, len, &edits[n]);
+    n += (size_t)metadata_edit(call, body, len, &edits[n]);
     call->body =
         jsonedit_apply(call->arena, body, len, edits, n, &call->body_len);
     return 0;

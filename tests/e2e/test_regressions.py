@@ -68,6 +68,24 @@ class TestFallbackToAnthropic(Case):
         self.assertEqual(gw.outcome(oid)["model"], "claude")
 
 
+class TestAnthropicMetadata(Case):
+    def test_the_task_in_metadata_is_not_sent_to_anthropic(self):
+        providers = [dict(SIM, kind="anthropic", base_url=self.sim.url + "/v1")]
+        models = [{"name": "claude", "provider": "sim",
+                   "upstream": "claude-sonnet-4-5", "price": PRICES["premium"]}]
+        gw = self.start("", models, providers)
+        body = {"model": "claude", "max_tokens": 50,
+                "metadata": {"task": "notes", "user_id": "u-1"},
+                "messages": [{"role": "user", "content": "hi"}]}
+        status, headers, resp = gw.messages(body)
+        self.assertEqual(status, 200, resp)
+        sent = json.loads(self.sim.requests()[-1]["body"])
+        self.assertEqual(sent["metadata"], {"user_id": "u-1"})
+        gw.wait_written(1)
+        self.assertEqual(gw.outcome(headers["x-tollgate-outcome"])["task"],
+                         "notes")
+
+
 class TestRequestLimits(Case):
     def test_output_caps_too_large_to_bound_are_refused(self):
         gw = self.start("", None, None)
