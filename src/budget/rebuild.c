@@ -15,7 +15,19 @@
  * the outcome index can narrow the scan (a call never runs for a day). */
 #define OUTCOME_SLACK_MS INT64_C(86400000)
 
+/* What each attempt was charged to its budgets when it settled (its
+ * hold, when its cost was unknown), else its cost or estimate: the
+ * rebuilt books equal the ones the gateway kept. */
 static const char budget_sql[] =
+    "SELECT o.key_id, o.team, o.task, a.started_ms,"
+    " COALESCE(a.budget_pico, a.cost_pico, a.cost_estimate_pico)"
+    " FROM outcomes o JOIN attempts a ON a.outcome_id = o.id"
+    " WHERE o.started_ms >= ?1 AND a.started_ms >= ?2"
+    " AND COALESCE(a.budget_pico, a.cost_pico, a.cost_estimate_pico)"
+    " IS NOT NULL";
+
+/* A ledger written before budget_pico existed. */
+static const char budget_nocharge_sql[] =
     "SELECT o.key_id, o.team, o.task, a.started_ms,"
     " COALESCE(a.cost_pico, a.cost_estimate_pico)"
     " FROM outcomes o JOIN attempts a ON a.outcome_id = o.id"
@@ -94,6 +106,8 @@ static int scan_budget(sqlite3 *db, budget_book_t *book, int64_t now_ms,
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, budget_sql, -1, &st, NULL);
 
+    if (rc != SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, budget_nocharge_sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         rc = sqlite3_prepare_v2(db, budget_v1_sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {

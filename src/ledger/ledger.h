@@ -36,6 +36,8 @@ typedef struct ledger_attempt {
     pico_t cost_estimate;   /* meaningful when cost_status == COST_ESTIMATED */
     unsigned cost_flags;    /* billing's COST_FLAG_*: how it was priced */
     char checks[96];        /* "json=pass,schema=fail"; "" when none ran */
+    bool budget_charged;    /* settled against at least one budget */
+    pico_t budget_charge;   /* what it settled at (the hold if unknown) */
     char price_source[160]; /* which table and entry priced it */
     int64_t started_ms;     /* unix ms */
     int64_t latency_ms;

@@ -102,7 +102,8 @@ struct ledger {
     "ALTER TABLE attempts ADD COLUMN cost_estimate_pico INTEGER;"              \
     "ALTER TABLE attempts ADD COLUMN cost_flags INTEGER NOT NULL"              \
     " DEFAULT 0;"                                                              \
-    "ALTER TABLE attempts ADD COLUMN checks TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE attempts ADD COLUMN checks TEXT NOT NULL DEFAULT '';"         \
+    "ALTER TABLE attempts ADD COLUMN budget_pico INTEGER;"
 
 static const char migrate_v2_sql[] = V2_OUTCOME_COLUMNS V2_ATTEMPT_COLUMNS;
 
@@ -175,10 +176,10 @@ static const char put_attempt_sql[] =
     " reasoning_tokens, audio_out_tokens, cost_status, cost_pico,"
     " price_source, started_ms, latency_ms, ttfb_ms,"
     " cache_write_1h_tokens, web_searches, service_tier, geo,"
-    " usage_estimated, cost_estimate_pico, cost_flags, checks) VALUES"
-    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
-    " ?29)";
+    " usage_estimated, cost_estimate_pico, cost_flags, checks,"
+    " budget_pico) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,"
+    " ?25, ?26, ?27, ?28, ?29, ?30)";
 
 /* The record's fixed-size strings may fill their array without a NUL. */
 #define BIND_TEXT(stmt, idx, field)                                            \
@@ -253,6 +254,10 @@ static int put_attempt(ledger_t *ledger, const ledger_outcome_t *outcome,
     bind_estimate(st, 27, attempt->cost_status, attempt->cost_estimate);
     sqlite3_bind_int(st, 28, (int)attempt->cost_flags);
     BIND_TEXT(st, 29, attempt->checks);
+    if (attempt->budget_charged)
+        sqlite3_bind_int64(st, 30, attempt->budget_charge);
+    else
+        sqlite3_bind_null(st, 30);
     return step_reset(st);
 }
 

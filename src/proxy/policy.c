@@ -746,6 +746,9 @@ void policy_settle(chat_call_t *call)
         break;
     }
     call->res_budgets = call->res.n;
+    /* Kept in the ledger, so a restart rebuilds the same books. */
+    call->att->budget_charged = call->res.n > 0;
+    call->att->budget_charge = actual;
     budget_settle(call->gw->policy->book, &call->res, actual, clock_now_ms(),
                   &s);
     if (s.over_hold && call->res_budgets > 0)
