@@ -770,6 +770,12 @@ void policy_finish(chat_call_t *call)
     }
     if (call->gw->policy == NULL)
         return;
+    /* An attempt that reached its provider and was never priced (a
+     * malformed answer) keeps its hold as spent; anything else held
+     * and unsent is given back. */
+    if (call->res.active && call->att != NULL &&
+        call->att->cost_status != COST_NONE)
+        policy_settle(call);
     if (call->res.active)
         budget_release(call->gw->policy->book, &call->res);
     if (call->rec->usage.present)

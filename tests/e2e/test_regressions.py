@@ -108,6 +108,34 @@ class TestRequestLimits(Case):
         self.assertEqual(json.loads(resp)["error"]["param"], "task")
 
 
+class TestRestartKeepsUnknownCharges(Case):
+    def spent(self, gw):
+        status, _, data = harness.http(
+            "GET", gw.url + "/admin/budgets", None,
+            {"Authorization": "Bearer " + ADMIN_KEY})
+        self.assertEqual(status, 200, data)
+        (budget,) = json.loads(data)["data"]
+        return budget["spent_pico"]
+
+    def test_a_call_whose_cost_is_unknown_counts_the_same_after(self):
+        gw = self.start(
+            "admin_key_env: TG_E2E_REGRESSION_ADMIN\n"
+            "budgets:\n  - {scope: key, name: alpha, period: day, "
+            'limit_usd: "5"}\n', None, None)
+        body = {"model": "fast", "max_tokens": 20, "messages": [
+            {"role": "user", "content": "x sim:fault=malformed"}]}
+        status, headers, _ = gw.chat(body)
+        self.assertEqual(status, 502)
+        gw.wait_written(1)
+        (att,) = gw.attempts(headers["x-tollgate-outcome"])
+        self.assertEqual(att["cost_status"], "usage_missing")
+        self.assertGreater(att["budget_pico"], 0)
+        self.assertEqual(self.spent(gw), att["budget_pico"])
+        self.assertEqual(gw.stop(), 0)
+        gw.start()
+        self.assertEqual(self.spent(gw), att["budget_pico"])
+
+
 class TestHangUpDuringBackoff(Case):
     def test_the_call_ends_at_once_and_releases_its_hold(self):
         gw = self.start(
