@@ -26,3 +26,4 @@ run() {
 run gsm8k "$evals/gsm8k_responses.csv"
 run mmlu "$evals"/mmlu/mmlu_*.csv
 run mt-bench "$evals/mt_bench_judgements.jsonl"
+run gsm8k-tasks "$evals/gsm8k_responses.csv"

@@ -47,6 +47,8 @@ typedef struct audit_call {
     int64_t count; /* calls this record stands for, >= 1 */
     char owner[AUDIT_NAME_MAX]; /* who owns the spend, "" unknown */
     char key[AUDIT_NAME_MAX];   /* the API key or project, "" unknown */
+    char team[AUDIT_NAME_MAX];  /* the key's team (ledger), "" unknown */
+    char task[AUDIT_NAME_MAX];  /* the gateway's task (ledger), "" none */
     char model[AUDIT_NAME_MAX];
     char label[AUDIT_LABEL_MAX]; /* the workflow's normalised prefix */
     uint64_t workflow;           /* hash of the normalised prefix; 0 none */
@@ -119,6 +121,10 @@ const audit_read_stats_t *audit_reader_stats(const audit_reader_t *reader);
 
 /* The model of calls whose source names none (Azure trace, ShareGPT). */
 void audit_reader_set_model(audit_reader_t *reader, const char *model);
+
+/* The text of the record the last call came from (a JSONL line), valid
+ * until the next read; NULL for formats whose records are not JSON. */
+const char *audit_reader_record(const audit_reader_t *reader, size_t *len);
 
 /* True for the evaluation-set formats, which eval_set_load reads. */
 bool audit_format_is_eval(audit_format_t format);

@@ -77,6 +77,8 @@ int ledger_next(sqlite3_stmt *stmt, audit_call_t *call)
     audit_copy(call->model, sizeof(call->model),
                *model != '\0' ? model : text(stmt, 5));
     task = text(stmt, 4);
+    audit_copy(call->task, sizeof(call->task), task);
+    audit_copy(call->team, sizeof(call->team), text(stmt, 3));
     audit_set_workflow(call, NULL, 0, NULL, 0, NULL, 0);
     call->workflow = audit_hash(AUDIT_HASH_SEED, task, strlen(task)) | 1;
     snprintf(call->label, sizeof(call->label), "task %s",

@@ -7,6 +7,7 @@
 #include "audit/cli.h"
 #include "audit/internal.h"
 #include "audit/policy.h"
+#include "audit/tasks.h"
 #include "http/gateway.h"
 
 #include <ctype.h>
@@ -121,13 +122,44 @@ static void load_routes(policy_t *p, struct fy_node *seq, FILE *errout,
     }
 }
 
+static void load_task_maps(policy_t *p, struct fy_node *map, FILE *errout,
+                           int *errors)
+{
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+
+    if (!fy_node_is_mapping(map)) {
+        complain(p, errout, map, "workflow_tasks must map workflow to task",
+                 NULL, errors);
+        return;
+    }
+    while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
+        task_map_t *m = &p->task_maps[p->n_task_maps];
+        if (p->n_task_maps == POLICY_MAX_ROUTES) {
+            complain(p, errout, map, "too many workflow_tasks", NULL, errors);
+            return;
+        }
+        m->workflow = keep(p, fy_node_pair_key(pair));
+        m->task = keep(p, fy_node_pair_value(pair));
+        if (m->workflow == NULL || m->task == NULL)
+            complain(p, errout, fy_node_pair_key(pair),
+                     "workflow_tasks entries must be text", NULL, errors);
+        else
+            p->n_task_maps++;
+    }
+}
+
 static void replay_field(policy_t *p, const char *key, struct fy_node *v,
                          FILE *errout, int *errors)
 {
-    const char *s = strcmp(key, "routes") == 0 ? NULL : keep(p, v);
+    bool tree =
+        strcmp(key, "routes") == 0 || strcmp(key, "workflow_tasks") == 0;
+    const char *s = tree ? NULL : keep(p, v);
 
     if (strcmp(key, "routes") == 0)
         load_routes(p, v, errout, errors);
+    else if (strcmp(key, "workflow_tasks") == 0)
+        load_task_maps(p, v, errout, errors);
     else if (s != NULL && strcmp(key, "cap_per_key_day_usd") == 0) {
         p->has_cap = true;
         if (audit_parse_usd(s, strlen(s), &p->cap_per_key_day) < 0)
@@ -138,7 +170,7 @@ static void replay_field(policy_t *p, const char *key, struct fy_node *v,
         p->cache = strcmp(s, "true") == 0 || strcmp(s, "exact") == 0;
     else
         complain(p, errout, v,
-                 "unknown replay key (routes, "
+                 "unknown replay key (routes, workflow_tasks, "
                  "cap_per_key_day_usd, max_input_tokens, cache):",
                  key, errors);
 }
@@ -184,6 +216,16 @@ static int load_replay_file(policy_t *p, struct fy_node *root, FILE *errout)
     return errors > 0 ? -EINVAL : 0;
 }
 
+/* The config's tasks, compiled as the gateway compiles them. */
+static int load_tasks(policy_t *p, FILE *errout)
+{
+    if (p->config == NULL || p->config->n_tasks == 0)
+        return 0;
+    if ((p->tasks = calloc(1, sizeof(*p->tasks))) == NULL)
+        die_oom();
+    return task_set_compile(p->tasks, p->config, errout);
+}
+
 static int load_prices(policy_t *p, FILE *errout)
 {
     if (p->config == NULL) {
@@ -216,11 +258,17 @@ int policy_load(policy_t *p, const char *path, FILE *errout)
     fy_document_destroy(doc);
     if (rc == 0)
         rc = load_prices(p, errout);
+    if (rc == 0)
+        rc = load_tasks(p, errout);
     return rc;
 }
 
 void policy_free(policy_t *p)
 {
+    if (p->tasks != NULL) {
+        task_set_free(p->tasks);
+        free(p->tasks);
+    }
     if (p->prices != NULL)
         billing_table_free(p->prices);
     if (p->config != NULL)
@@ -276,6 +324,16 @@ const route_rule_t *policy_route(const policy_t *p, const char *model,
         return r;
     }
     return NULL;
+}
+
+const char *policy_task_name(const policy_t *p, const audit_call_t *call)
+{
+    if (call->task[0] != '\0')
+        return call->task;
+    for (int i = 0; i < p->n_task_maps; i++)
+        if (strstr(call->label, p->task_maps[i].workflow) != NULL)
+            return p->task_maps[i].task;
+    return p->default_task;
 }
 
 /* The last line of text with something other than white space. */

@@ -30,8 +30,21 @@ typedef struct route_rule {
     const char *escalate; /* NULL: no escalation */
 } route_rule_t;
 
+/* replay.workflow_tasks: calls of a workflow (label substring) run as
+ * the config's task of that name. */
+typedef struct task_map {
+    const char *workflow;
+    const char *task;
+} task_map_t;
+
+struct task_set;
+
 typedef struct policy {
-    config_t *config; /* NULL when the file names none */
+    config_t *config;       /* NULL when the file names none */
+    struct task_set *tasks; /* the config's tasks compiled; NULL: none */
+    task_map_t task_maps[POLICY_MAX_ROUTES];
+    int n_task_maps;
+    const char *default_task; /* --task NAME, or NULL */
     price_table_t *prices;
     route_rule_t routes[POLICY_MAX_ROUTES];
     int n_routes;
@@ -65,6 +78,13 @@ const char *policy_answer_model(const policy_t *policy, const char *model);
 /* The first route whose from and workflow match, or NULL. */
 const route_rule_t *policy_route(const policy_t *policy, const char *model,
                                  const char *label);
+
+/*
+ * The task a call runs as: the log's own task field, else the first
+ * workflow_tasks entry whose workflow is in the call's label, else
+ * default_task. NULL when none names one.
+ */
+const char *policy_task_name(const policy_t *policy, const audit_call_t *call);
 
 /* Whether an answer passes a check (true for CHECK_NONE). */
 bool policy_check(const route_rule_t *rule, const char *text, size_t len);

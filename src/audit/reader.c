@@ -65,6 +65,15 @@ bool audit_format_is_eval(audit_format_t format)
            format == AUDIT_FMT_MT_BENCH || format == AUDIT_FMT_ALPACA;
 }
 
+const char *audit_reader_record(const audit_reader_t *r, size_t *len)
+{
+    bool json = r->stats.format == AUDIT_FMT_JSONL ||
+                r->stats.format == AUDIT_FMT_LITELLM;
+
+    *len = json && r->buf != NULL ? r->len : 0;
+    return json ? r->buf : NULL;
+}
+
 static void bad(audit_reader_t *r, int64_t line, const char *why)
 {
     int64_t i = r->stats.malformed++;

@@ -13,6 +13,7 @@
 typedef struct replay_args {
     const char *policy;
     const char *model;
+    const char *task; /* --task: the config task of calls naming none */
     const char *prices[REPLAY_MAX_PRICES];
     int n_prices;
     audit_output_t format;

@@ -14,6 +14,7 @@
  * rounding).
  */
 #include "audit/replay.h"
+#include "audit/tasks.h"
 #include "util/arena.h"
 
 #include <errno.h>
@@ -340,12 +341,31 @@ static int run_policy(const policy_t *p, const route_rule_t *rule,
     return 0;
 }
 
+static void eval_print(const eval_set_t *set, const run_t *strong,
+                       const run_t *weak, const run_t *policy,
+                       const pair_t *pairs, bool compare, FILE *out)
+{
+    print_header(set, out);
+    fprintf(out, "\n%-60s %8s %9s %20s\n", "POLICY", "STRONG%", "QUALITY",
+            "SPEND_USD");
+    print_run(strong, set->n_items, set->scale, out);
+    print_run(weak, set->n_items, set->scale, out);
+    print_run(policy, set->n_items, set->scale, out);
+    fprintf(out,
+            "policy escalated %" PRId64 " of %zu; %" PRId64
+            " answers had no text to check and were kept\n",
+            policy->escalations, set->n_items, policy->unchecked);
+    if (compare)
+        print_compare(pairs, set->n_items, strong, weak, policy, out);
+}
+
 static int eval_report(const policy_t *p, const route_rule_t *rule,
                        const eval_set_t *set, pair_t *pairs, bool compare,
                        FILE *out)
 {
     char name[160];
-    run_t strong = {0}, weak = {0}, policy = {.name = name};
+    run_t strong = {.name = "always-strong"}, weak = {.name = "always-cheap"};
+    run_t policy = {.name = name};
     const char *strong_model = rule->escalate ? rule->escalate : rule->to;
 
     snprintf(name, sizeof(name), "tollgate: %s%s%s%s%s", rule->to,
@@ -357,20 +377,104 @@ static int eval_report(const policy_t *p, const route_rule_t *rule,
         baseline(p, set, strong_model, true, &strong) < 0 ||
         baseline(p, set, rule->to, false, &weak) < 0)
         return -ENOENT;
-    strong.name = "always-strong";
-    weak.name = "always-cheap";
-    print_header(set, out);
-    fprintf(out, "\n%-60s %8s %9s %20s\n", "POLICY", "STRONG%", "QUALITY",
-            "SPEND_USD");
-    print_run(&strong, set->n_items, set->scale, out);
-    print_run(&weak, set->n_items, set->scale, out);
-    print_run(&policy, set->n_items, set->scale, out);
-    fprintf(out,
-            "policy escalated %" PRId64 " of %zu; %" PRId64
-            " answers had no text to check and were kept\n",
-            policy.escalations, set->n_items, policy.unchecked);
-    if (compare)
-        print_compare(pairs, set->n_items, &strong, &weak, &policy, out);
+    eval_print(set, &strong, &weak, &policy, pairs, compare, out);
+    return 0;
+}
+
+/* One item through a config task: the answers of its route's tiers. */
+typedef struct tier_answers {
+    const eval_answer_t *a[TASK_MAX_ATTEMPTS];
+    pico_t cost[TASK_MAX_ATTEMPTS];
+} tier_answers_t;
+
+static const char *tier_text(void *arg, int tier, size_t *len)
+{
+    const tier_answers_t *ta = arg;
+
+    *len = ta->a[tier]->text_len;
+    return ta->a[tier]->text;
+}
+
+static int tier_load(const policy_t *p, const cfg_task_t *t,
+                     const eval_item_t *item, tier_answers_t *ta)
+{
+    for (size_t i = 0; i < t->n_route && i < TASK_MAX_ATTEMPTS; i++) {
+        ta->a[i] = answer(item, policy_answer_model(p, t->route[i]));
+        if (ta->a[i] == NULL ||
+            !answer_cost(p, t->route[i], item, ta->a[i], &ta->cost[i]))
+            return -ENOENT;
+    }
+    return 0;
+}
+
+/* The gateway's cascade on one item: every attempt is paid for, the
+ * last attempt's answer is the one kept. */
+static int run_task_item(const policy_t *p, const task_policy_t *task,
+                         const eval_item_t *item, run_t *run, pair_t *pair)
+{
+    const cfg_task_t *t = task_policy_cfg(task);
+    size_t last =
+        (t->n_route < TASK_MAX_ATTEMPTS ? t->n_route : TASK_MAX_ATTEMPTS) - 1;
+    tier_answers_t ta;
+    task_cascade_t c;
+    int kept;
+
+    if (tier_load(p, t, item, &ta) < 0)
+        return -ENOENT;
+    task_policy_cascade(task, tier_text, &ta, &c);
+    for (int i = 0; i < c.n_attempts; i++)
+        run->spend += ta.cost[c.tier[i]];
+    kept = c.tier[c.n_attempts - 1];
+    run->quality += ta.a[kept]->quality;
+    run->strong_calls += kept > 0;
+    run->escalations += c.escalations;
+    run->unchecked += c.unchecked;
+    pair->qw = ta.a[0]->quality, pair->cw = ta.cost[0];
+    pair->qs = ta.a[last]->quality, pair->cs = ta.cost[last];
+    pair->escalated = kept > 0;
+    return 0;
+}
+
+static int eval_report_task(const policy_t *p, const task_policy_t *task,
+                            const eval_set_t *set, pair_t *pairs, bool compare,
+                            FILE *out)
+{
+    const cfg_task_t *t = task_policy_cfg(task);
+    char name[160];
+    run_t strong = {.name = "always-strong"}, weak = {.name = "always-cheap"};
+    run_t policy = {.name = name};
+
+    snprintf(name, sizeof(name), "tollgate task %s: %s .. %s, %zu tiers",
+             t->name, t->route[0], t->route[t->n_route - 1], t->n_route);
+    for (size_t i = 0; i < set->n_items; i++)
+        if (run_task_item(p, task, &set->items[i], &policy, &pairs[i]) < 0) {
+            fprintf(stderr,
+                    "tollgate replay: item at line %" PRId64
+                    " has no priced answer from every model of task %s\n",
+                    set->items[i].line, t->name);
+            return -ENOENT;
+        }
+    if (baseline(p, set, t->route[t->n_route - 1], true, &strong) < 0 ||
+        baseline(p, set, t->route[0], false, &weak) < 0)
+        return -ENOENT;
+    eval_print(set, &strong, &weak, &policy, pairs, compare, out);
+    return 0;
+}
+
+/* The config task an evaluation set runs as: --task, else the config's
+ * only routed task when the replay section has no routes. */
+static int eval_task(const policy_t *p, const task_policy_t **task)
+{
+    audit_call_t none = {0};
+    const char *name = policy_task_name(p, &none);
+
+    *task = NULL;
+    if (name != NULL && (*task = task_set_find(p->tasks, name)) == NULL) {
+        fprintf(stderr, "tollgate replay: no task %s with a route\n", name);
+        return -EINVAL;
+    }
+    if (name == NULL && p->n_routes == 0)
+        *task = task_set_only(p->tasks);
     return 0;
 }
 
@@ -379,13 +483,16 @@ int replay_eval(const policy_t *policy, char **files, int n_files,
 {
     eval_set_t set = {0};
     const route_rule_t *rule = policy_route(policy, "", "");
+    const task_policy_t *task;
     pair_t *pairs = NULL;
     int rc;
 
-    if (rule == NULL) {
+    if (eval_task(policy, &task) < 0)
+        return -EINVAL;
+    if (rule == NULL && task == NULL) {
         fputs("tollgate replay: an evaluation set needs a route "
               "(replay.routes) naming the cheap model and its "
-              "escalation\n",
+              "escalation, or a config task (--task NAME)\n",
               stderr);
         return -EINVAL;
     }
@@ -394,7 +501,10 @@ int replay_eval(const policy_t *policy, char **files, int n_files,
         pairs = calloc(set.n_items, sizeof(*pairs));
         if (pairs == NULL)
             die_oom();
-        rc = eval_report(policy, rule, &set, pairs, args->compare, out);
+        rc = task != NULL
+                 ? eval_report_task(policy, task, &set, pairs, args->compare,
+                                    out)
+                 : eval_report(policy, rule, &set, pairs, args->compare, out);
     }
     free(pairs);
     eval_set_free(&set);

@@ -280,6 +280,60 @@ class ReplayFixtures(unittest.TestCase):
         self.assertIn("p.yaml:4: unknown check", proc.stderr)
 
 
+TASK_CONFIG = """providers:
+  - {name: p, kind: openai-compatible, base_url: http://127.0.0.1:9}
+models:
+  - {name: mini, provider: p, upstream: gpt-4o-mini, tier: 1}
+  - {name: gpt-4o, provider: p, tier: 2}
+tasks:
+  - name: chat
+    route: [mini, gpt-4o]
+    checks: {no_refusal: true}
+    context: {keep_last_turns: 1}
+budgets:
+  - {scope: task, name: chat, period: total, limit_usd: "0.0002"}
+"""
+
+
+class ReplayGatewayConfig(unittest.TestCase):
+    def test_logs_take_the_task_route_trim_and_hard_budget(self):
+        """Chat-log calls named by --task run as the config's task: the
+        cheapest tier, its context policy on the logged messages, and the
+        task's hard budget, which drops the calls past it."""
+        turns = []
+        for i in range(6):
+            turns += [{"role": "user", "content": "question %d " % i * 40},
+                      {"role": "assistant", "content": "answer %d" % i}]
+        turns.append({"role": "user", "content": "and now?"})
+        with tempfile.TemporaryDirectory() as d:
+            cfg = os.path.join(d, "gw.yaml")
+            log = os.path.join(d, "log.jsonl")
+            with open(cfg, "w") as f:
+                f.write(TASK_CONFIG)
+            with open(log, "w") as f:
+                for i in range(3):
+                    f.write(json.dumps({
+                        "timestamp": 1793491200 + i, "key": "k",
+                        "request": {"model": "gpt-4o", "messages": turns},
+                        "response": {"model": "gpt-4o", "usage": {
+                            "prompt_tokens": 2000,
+                            "completion_tokens": 10}}}) + "\n")
+            proc = run("replay", "--policy", cfg, "--task", "chat",
+                       "--format", "json", log)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        r = json.loads(proc.stdout)
+        self.assertEqual(r["task_calls"], 3)
+        self.assertEqual(r["rerouted"], 3)
+        self.assertEqual(r["unchecked"], 3)
+        self.assertEqual(r["over_budget"], 2)
+        self.assertEqual(r["would_calls"], 1)
+        self.assertGreater(r["context_tokens"], 0)
+        per_call = r["context_tokens"] // 3
+        self.assertEqual(r["context_saved_pico"], 3 * per_call * MINI_IN)
+        self.assertEqual(r["would_spend_pico"],
+                         (2000 - per_call) * MINI_IN + 10 * MINI_OUT)
+
+
 class AuditSharedData(unittest.TestCase):
     def test_azure_trace_priced_at_one_model(self):
         path = harness.need_shared(
@@ -343,6 +397,26 @@ class ReplaySharedData(unittest.TestCase):
         self.assertEqual(self.row(out, "random")[0][1], "80.4%")
         self.assertEqual(self.row(out, "oracle")[0][1], "17.6%")
         self.assertEqual(strong[3], "5.303100000000")
+
+    def test_gsm8k_gateway_config_escalates_as_the_cascade(self):
+        """A gateway config (tasks: route [mixtral, gpt-4], checks
+        {final_number: true}) replayed as is: the cascade escalates the 62
+        of 1,319 Mixtral answers that fail final_number, as the route
+        tests found (1,257 pass)."""
+        path = harness.need_shared(self,
+                                   "data/routellm-evals/gsm8k_responses.csv")
+        harness.need_shared(self, LITELLM)
+        out = self.replay("gsm8k-tasks.yaml", path)
+        self.assertIn("policy escalated 62 of 1319;", out)
+        task = self.row(out, "tollgate task gsm8k")[0]
+        self.assertEqual(task[-3:-1], ["4.7", "0.678"])
+        self.assertEqual(self.row(out, "always-strong")[0][2], "0.857")
+        self.assertEqual(self.row(out, "always-cheap")[0][2], "0.638")
+        proc = run("replay", "--policy",
+                   ROOT / "bench" / "replay" / "gsm8k-tasks.yaml",
+                   "--task", "nope", path)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("no task nope", proc.stderr)
 
     def test_mmlu_says_output_tokens_are_guessed(self):
         d = harness.need_shared(self, "data/routellm-evals/mmlu")

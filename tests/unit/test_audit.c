@@ -1,7 +1,8 @@
 /*
  * Tests of the audit: workflow normalisation, every importer (with its
  * malformed lines named by number), and each leak's arithmetic in exact
- * picodollars at the built-in prices.
+ * picodollars at the built-in prices; replay's mapping of calls to the
+ * gateway config's tasks and their cascade.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <json-c/json.h>
 
 #include "audit/internal.h"
+#include "audit/policy.h"
+#include "audit/tasks.h"
 
 #define T0 INT64_C(1793491200) /* 2026-11-01T00:00:00Z */
 
@@ -542,6 +545,68 @@ static void test_fast_chat_path_equals_json_c(void **state)
         assert_int_equal(fast_call(handed_back[i], &fast), -EAGAIN);
 }
 
+static const char task_config[] =
+    "providers:\n"
+    "  - {name: p, kind: openai-compatible, base_url: http://127.0.0.1:9}\n"
+    "models:\n"
+    "  - {name: cheap, provider: p, tier: 1}\n"
+    "  - {name: strong, provider: p, tier: 2}\n"
+    "tasks:\n"
+    "  - name: math\n"
+    "    route: [cheap, strong]\n"
+    "    checks: {final_number: true}\n"
+    "    max_attempts: 2\n"
+    "  - name: triage\n"
+    "    route: [cheap]\n";
+
+static const char *two_answers(void *arg, int tier, size_t *len)
+{
+    const char *const *texts = arg;
+
+    *len = strlen(texts[tier]);
+    return texts[tier];
+}
+
+/* The log's task first, then replay.workflow_tasks, then --task; and a
+ * failed final_number check escalates once within max_attempts. */
+static void test_replay_maps_calls_to_config_tasks(void **state)
+{
+    char cfg[64], pol[96], text[256];
+    const char *fail[] = {"I think it is", "#### 7"};
+    const char *pass[] = {"So the answer is 12.", "#### 7"};
+    audit_call_t call = {0};
+    task_cascade_t c;
+    policy_t p;
+
+    write_file(cfg, task_config);
+    snprintf(text, sizeof(text),
+             "config: %s\nreplay:\n  workflow_tasks:\n"
+             "    \"Classify the ticket\": triage\n",
+             strrchr(cfg, '/') + 1);
+    write_file(pol, text);
+    assert_int_equal(policy_load(&p, pol, stderr), 0);
+    assert_null(policy_task_name(&p, &call));
+    p.default_task = "math";
+    assert_string_equal(policy_task_name(&p, &call), "math");
+    audit_copy(call.label, sizeof(call.label), "Classify the ticket: #");
+    assert_string_equal(policy_task_name(&p, &call), "triage");
+    audit_copy(call.task, sizeof(call.task), "math");
+    assert_string_equal(policy_task_name(&p, &call), "math");
+
+    assert_null(task_set_find(p.tasks, "nope"));
+    assert_null(task_set_only(p.tasks));
+    task_policy_cascade(task_set_find(p.tasks, "math"), two_answers, fail, &c);
+    assert_int_equal(c.n_attempts, 2);
+    assert_int_equal(c.escalations, 1);
+    assert_int_equal(c.tier[1], 1);
+    task_policy_cascade(task_set_find(p.tasks, "math"), two_answers, pass, &c);
+    assert_int_equal(c.n_attempts, 1);
+    assert_int_equal(c.escalations, 0);
+    policy_free(&p);
+    unlink(cfg);
+    unlink(pol);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_source_cost_and_fallback),
         cmocka_unit_test(test_csv_quoted_newline),
         cmocka_unit_test(test_fast_chat_path_equals_json_c),
+        cmocka_unit_test(test_replay_maps_calls_to_config_tasks),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
