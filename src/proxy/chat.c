@@ -443,6 +443,10 @@ static void start_stream_reply(chat_call_t *call)
     add_header(call, "Content-Type", "text/event-stream");
     add_header(call, "Cache-Control", "no-cache");
     add_header(call, "x-tollgate-outcome", call->rec->id);
+    /* Which configured model answered: after a cascade, not the one
+     * asked for. */
+    if (call->model != NULL)
+        add_header(call, "x-tollgate-model", call->model->name);
     if (call->request_id[0] != '\0')
         add_header(call, "x-request-id", call->request_id);
     call->rec->http_status = 200;
@@ -570,6 +574,10 @@ static void reply_plain(chat_call_t *call, int status)
         die_oom();
     add_header(call, "Content-Type", "application/json");
     add_header(call, "x-tollgate-outcome", call->rec->id);
+    /* Which configured model answered: after a cascade, not the one
+     * asked for. */
+    if (call->model != NULL)
+        add_header(call, "x-tollgate-model", call->model->name);
     add_cost_header(call);
     if (call->retry_after[0] != '\0')
         add_header(call, "retry-after", call->retry_after);

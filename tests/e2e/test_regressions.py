@@ -66,6 +66,7 @@ class TestFallbackToAnthropic(Case):
                          [("cheap", "first"), ("claude", "fallback")])
         self.assertEqual(attempts[0]["error_type"], "upstream_unreachable")
         self.assertEqual(gw.outcome(oid)["model"], "claude")
+        self.assertEqual(headers["x-tollgate-model"], "claude")
 
 
 class TestAnthropicMetadata(Case):
