@@ -7,7 +7,6 @@
 #include "sim_chat.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +19,6 @@
 #include "sim_server.h"
 #include "sim_wire.h"
 
-/* A request rejected the way OpenAI rejects it. */
-struct rejection {
-    int status;
-    const char *type;
-    const char *code;
-    char param[64];
-    char message[256];
-};
-
 /* What the simulator needs from a valid request; body owns the rest. */
 struct chat_request {
     struct json_object *body;
@@ -40,21 +30,6 @@ struct chat_request {
     bool include_usage;
     int64_t limit; /* max (completion) tokens, -1 when none */
 };
-
-static int reject(struct rejection *rej, const char *param, const char *code,
-                  const char *fmt, ...)
-{
-    va_list ap;
-
-    rej->status = 400;
-    rej->type = "invalid_request_error";
-    rej->code = code;
-    snprintf(rej->param, sizeof(rej->param), "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 static const char *type_words(struct json_object *value)
 {
@@ -76,16 +51,16 @@ static const char *type_words(struct json_object *value)
     }
 }
 
-static int reject_type(struct rejection *rej, const char *param,
+static int reject_type(struct sim_rejection *rej, const char *param,
                        const char *expected, struct json_object *value)
 {
-    return reject(rej, param, "invalid_type",
-                  "Invalid type for '%s': expected %s, but got %s "
-                  "instead.",
-                  param, expected, type_words(value));
+    return util_reject(rej, param, "invalid_type",
+                       "Invalid type for '%s': expected %s, but got %s "
+                       "instead.",
+                       param, expected, type_words(value));
 }
 
-static int check_model(struct chat_request *chat, struct rejection *rej)
+static int check_model(struct chat_request *chat, struct sim_rejection *rej)
 {
     struct json_object *model;
 
@@ -97,14 +72,14 @@ static int check_model(struct chat_request *chat, struct rejection *rej)
         return 0;
     if (absent || (json_object_is_type(model, json_type_string) &&
                    json_object_get_string_len(model) == 0))
-        return reject(rej, "model", "missing_required_parameter",
-                      "Missing required parameter: 'model'.");
+        return util_reject(rej, "model", "missing_required_parameter",
+                           "Missing required parameter: 'model'.");
     if (!json_object_is_type(model, json_type_string))
         return reject_type(rej, "model", "a string", model);
     if (strlen(json_object_get_string(model)) !=
         (size_t)json_object_get_string_len(model))
-        return reject(rej, "model", "invalid_value",
-                      "Invalid 'model': the name holds a NUL character.");
+        return util_reject(rej, "model", "invalid_value",
+                           "Invalid 'model': the name holds a NUL character.");
 
     chat->model = json_object_get_string(model);
     return 0;
@@ -123,7 +98,7 @@ static bool known_role(const char *role)
 }
 
 static int check_message(struct json_object *msg, size_t i,
-                         struct rejection *rej)
+                         struct sim_rejection *rej)
 {
     struct json_object *role, *content;
     char param[48];
@@ -134,16 +109,16 @@ static int check_message(struct json_object *msg, size_t i,
 
     snprintf(param, sizeof(param), "messages[%zu].role", i);
     if (!json_object_object_get_ex(msg, "role", &role))
-        return reject(rej, param, "missing_required_parameter",
-                      "Missing required parameter: '%s'.", param);
+        return util_reject(rej, param, "missing_required_parameter",
+                           "Missing required parameter: '%s'.", param);
     if (!json_object_is_type(role, json_type_string))
         return reject_type(rej, param, "a string", role);
     if (!known_role(json_object_get_string(role)))
-        return reject(rej, param, "invalid_value",
-                      "Invalid value for '%s'. Supported values are: "
-                      "'system', 'assistant', 'user', 'function', 'tool', "
-                      "and 'developer'.",
-                      param);
+        return util_reject(rej, param, "invalid_value",
+                           "Invalid value for '%s'. Supported values are: "
+                           "'system', 'assistant', 'user', 'function', 'tool', "
+                           "and 'developer'.",
+                           param);
 
     snprintf(param, sizeof(param), "messages[%zu].content", i);
     if (json_object_object_get_ex(msg, "content", &content) &&
@@ -155,24 +130,24 @@ static int check_message(struct json_object *msg, size_t i,
     return 0;
 }
 
-static int check_messages(struct chat_request *chat, struct rejection *rej)
+static int check_messages(struct chat_request *chat, struct sim_rejection *rej)
 {
     struct json_object *messages;
 
     if (!json_object_object_get_ex(chat->body, "messages", &messages) ||
         json_object_is_type(messages, json_type_null))
-        return reject(rej, "messages", "missing_required_parameter",
-                      "Missing required parameter: 'messages'.");
+        return util_reject(rej, "messages", "missing_required_parameter",
+                           "Missing required parameter: 'messages'.");
     if (!json_object_is_type(messages, json_type_array))
         return reject_type(rej, "messages", "an array", messages);
 
     chat->messages = messages;
     chat->nmessages = json_object_array_length(messages);
     if (chat->nmessages == 0)
-        return reject(rej, "messages", "empty_array",
-                      "Invalid 'messages': empty array. Expected an array "
-                      "with minimum length 1, but got an empty array "
-                      "instead.");
+        return util_reject(rej, "messages", "empty_array",
+                           "Invalid 'messages': empty array. Expected an array "
+                           "with minimum length 1, but got an empty array "
+                           "instead.");
 
     for (size_t i = 0; i < chat->nmessages; i++) {
         if (check_message(json_object_array_get_idx(messages, i), i, rej) < 0)
@@ -191,7 +166,7 @@ static int member(struct json_object *obj, const char *key,
     return 1;
 }
 
-static int check_stream(struct chat_request *chat, struct rejection *rej)
+static int check_stream(struct chat_request *chat, struct sim_rejection *rej)
 {
     struct json_object *stream, *options, *include;
 
@@ -204,9 +179,9 @@ static int check_stream(struct chat_request *chat, struct rejection *rej)
     if (!member(chat->body, "stream_options", &options))
         return 0;
     if (!chat->stream)
-        return reject(rej, "stream_options", NULL,
-                      "The 'stream_options' parameter is only allowed "
-                      "when 'stream' is enabled.");
+        return util_reject(rej, "stream_options", NULL,
+                           "The 'stream_options' parameter is only allowed "
+                           "when 'stream' is enabled.");
     if (!json_object_is_type(options, json_type_object))
         return reject_type(rej, "stream_options", "an object", options);
 
@@ -220,7 +195,7 @@ static int check_stream(struct chat_request *chat, struct rejection *rej)
 }
 
 static int check_limit_field(struct chat_request *chat, const char *key,
-                             struct rejection *rej)
+                             struct sim_rejection *rej)
 {
     struct json_object *value;
     int64_t limit;
@@ -232,16 +207,17 @@ static int check_limit_field(struct chat_request *chat, const char *key,
 
     limit = json_object_get_int64(value);
     if (limit < 1)
-        return reject(rej, key, "integer_below_min_value",
-                      "Invalid '%s': integer below minimum value. Expected "
-                      "a value >= 1, but got %lld instead.",
-                      key, (long long)limit);
+        return util_reject(
+            rej, key, "integer_below_min_value",
+            "Invalid '%s': integer below minimum value. Expected "
+            "a value >= 1, but got %lld instead.",
+            key, (long long)limit);
     chat->limit = limit;
     return 0;
 }
 
 /* max_completion_tokens wins over the deprecated max_tokens. */
-static int check_limits(struct chat_request *chat, struct rejection *rej)
+static int check_limits(struct chat_request *chat, struct sim_rejection *rej)
 {
     chat->limit = -1;
     if (check_limit_field(chat, "max_tokens", rej) < 0)
@@ -249,32 +225,34 @@ static int check_limits(struct chat_request *chat, struct rejection *rej)
     return check_limit_field(chat, "max_completion_tokens", rej);
 }
 
-static int unknown_fault(struct rejection *rej, const char *name, size_t len)
+static int unknown_fault(struct sim_rejection *rej, const char *name,
+                         size_t len)
 {
-    return reject(rej, NULL, "unknown_sim_fault",
-                  "Unknown simulator fault '%.*s'. Known: 429, 500, 503, "
-                  "529, 413, spendcap, stall, cut, malformed, "
-                  "midstream-error, failed.",
-                  (int)(len > 64 ? 64 : len), name);
+    return util_reject(rej, NULL, "unknown_sim_fault",
+                       "Unknown simulator fault '%.*s'. Known: 429, 500, 503, "
+                       "529, 413, spendcap, stall, cut, malformed, "
+                       "midstream-error, failed.",
+                       (int)(len > 64 ? 64 : len), name);
 }
 
 static int check_request(struct sim *sim, struct evhttp_request *req,
-                         struct chat_request *chat, struct rejection *rej)
+                         struct chat_request *chat, struct sim_rejection *rej)
 {
     if (build_parse_body(req, &chat->body) < 0)
-        return reject(rej, NULL, NULL,
-                      "We could not parse the JSON body of your request. "
-                      "The OpenAI API expects a JSON payload, but what was "
-                      "sent was not valid JSON.");
+        return util_reject(
+            rej, NULL, NULL,
+            "We could not parse the JSON body of your request. "
+            "The OpenAI API expects a JSON payload, but what was "
+            "sent was not valid JSON.");
     if (check_model(chat, rej) < 0 || check_messages(chat, rej) < 0 ||
         check_stream(chat, rej) < 0 || check_limits(chat, rej) < 0)
         return -EINVAL;
 
     if (chat->model != NULL && !sim_knows_model(sim, chat->model)) {
-        reject(rej, NULL, "model_not_found",
-               "The model `%.100s` does not exist or you do not have "
-               "access to it.",
-               chat->model);
+        util_reject(rej, NULL, "model_not_found",
+                    "The model `%.100s` does not exist or you do not have "
+                    "access to it.",
+                    chat->model);
         rej->status = 404;
         return -ENOENT;
     }
@@ -306,7 +284,7 @@ static const struct call_ops *ops_for(enum surface surface)
 }
 
 static void send_rejection(struct evhttp_request *req, enum surface surface,
-                           const struct rejection *rej)
+                           const struct sim_rejection *rej)
 {
     if (surface == SURFACE_GEMINI)
         server_send_gemini_error(req, rej->status, rej->message);
@@ -319,7 +297,7 @@ void chat_handle(struct sim *sim, struct evhttp_request *req,
                  enum surface surface, const char *deployment_model)
 {
     struct chat_request chat = {.surface = surface};
-    struct rejection rej = {0};
+    struct sim_rejection rej = {0};
     struct ask ask = {0};
     struct call *call;
     const char *name;

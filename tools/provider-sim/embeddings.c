@@ -7,7 +7,6 @@
 #include "sim_surfaces.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +22,6 @@
 #define EMBEDDING_DEFAULT_DIMS 8
 #define EMBEDDING_MAX_DIMS 3072
 
-struct embeddings_rejection {
-    int status;
-    const char *code;
-    char param[32];
-    char message[192];
-};
-
 struct embeddings_request {
     struct json_object *body;
     const char *model;          /* the model to answer as */
@@ -38,30 +30,6 @@ struct embeddings_request {
     bool base64;
     int64_t tokens;
 };
-
-static int reject(struct embeddings_rejection *rej, const char *param,
-                  const char *code, const char *fmt, ...)
-{
-    va_list ap;
-
-    rej->status = 400;
-    rej->code = code;
-    snprintf(rej->param, sizeof(rej->param), "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
-static struct json_object *member(struct json_object *obj, const char *key)
-{
-    struct json_object *value;
-
-    if (!json_object_object_get_ex(obj, key, &value) ||
-        json_object_is_type(value, json_type_null))
-        return NULL;
-    return value;
-}
 
 static bool is_token_array(struct json_object *value)
 {
@@ -106,40 +74,39 @@ static struct json_object *input_list(struct json_object *input)
     return list;
 }
 
-static int check_input(struct embeddings_request *er,
-                       struct embeddings_rejection *rej)
+static int check_input(struct embeddings_request *er, struct sim_rejection *rej)
 {
-    struct json_object *input = member(er->body, "input");
+    struct json_object *input = util_member(er->body, "input");
     size_t n;
 
     if (input == NULL)
-        return reject(rej, "input", "missing_required_parameter",
-                      "Missing required parameter: 'input'.");
+        return util_reject(rej, "input", "missing_required_parameter",
+                           "Missing required parameter: 'input'.");
     er->inputs = input_list(input);
     n = json_object_array_length(er->inputs);
     if (n == 0)
-        return reject(rej, "input", "invalid_value",
-                      "'$.input' is invalid. Please check the API "
-                      "reference: https://platform.openai.com/docs/api-"
-                      "reference.");
+        return util_reject(rej, "input", "invalid_value",
+                           "'$.input' is invalid. Please check the API "
+                           "reference: https://platform.openai.com/docs/api-"
+                           "reference.");
     for (size_t i = 0; i < n; i++) {
         int64_t tokens = input_tokens(json_object_array_get_idx(er->inputs, i));
 
         if (tokens < 0)
-            return reject(rej, "input", "invalid_value",
-                          "'$.input' is invalid. Please check the API "
-                          "reference: https://platform.openai.com/docs/"
-                          "api-reference.");
+            return util_reject(rej, "input", "invalid_value",
+                               "'$.input' is invalid. Please check the API "
+                               "reference: https://platform.openai.com/docs/"
+                               "api-reference.");
         er->tokens += tokens;
     }
     return 0;
 }
 
 static int check_format(struct embeddings_request *er,
-                        struct embeddings_rejection *rej)
+                        struct sim_rejection *rej)
 {
-    struct json_object *dims = member(er->body, "dimensions");
-    struct json_object *format = member(er->body, "encoding_format");
+    struct json_object *dims = util_member(er->body, "dimensions");
+    struct json_object *format = util_member(er->body, "encoding_format");
     const char *name = format ? json_object_get_string(format) : "float";
 
     er->dims = EMBEDDING_DEFAULT_DIMS;
@@ -147,41 +114,41 @@ static int check_format(struct embeddings_request *er,
         if (!json_object_is_type(dims, json_type_int) ||
             json_object_get_int64(dims) < 1 ||
             json_object_get_int64(dims) > EMBEDDING_MAX_DIMS)
-            return reject(rej, "dimensions", "invalid_value",
-                          "Invalid 'dimensions': expected an integer from "
-                          "1 to %d.",
-                          EMBEDDING_MAX_DIMS);
+            return util_reject(rej, "dimensions", "invalid_value",
+                               "Invalid 'dimensions': expected an integer from "
+                               "1 to %d.",
+                               EMBEDDING_MAX_DIMS);
         er->dims = json_object_get_int64(dims);
     }
     if (strcmp(name, "float") != 0 && strcmp(name, "base64") != 0)
-        return reject(rej, "encoding_format", "invalid_value",
-                      "Invalid 'encoding_format': expected 'float' or "
-                      "'base64'.");
+        return util_reject(rej, "encoding_format", "invalid_value",
+                           "Invalid 'encoding_format': expected 'float' or "
+                           "'base64'.");
     er->base64 = strcmp(name, "base64") == 0;
     return 0;
 }
 
 static int check_request(struct sim *sim, struct embeddings_request *er,
                          const char *deployment_model,
-                         struct embeddings_rejection *rej)
+                         struct sim_rejection *rej)
 {
-    struct json_object *model = member(er->body, "model");
+    struct json_object *model = util_member(er->body, "model");
 
     er->model = deployment_model;
     if (er->model == NULL) {
         if (model == NULL || !json_object_is_type(model, json_type_string) ||
             json_object_get_string_len(model) == 0)
-            return reject(rej, "model", "missing_required_parameter",
-                          "Missing required parameter: 'model'.");
+            return util_reject(rej, "model", "missing_required_parameter",
+                               "Missing required parameter: 'model'.");
         er->model = json_object_get_string(model);
     }
     if (check_input(er, rej) < 0 || check_format(er, rej) < 0)
         return -EINVAL;
     if (deployment_model == NULL && !sim_knows_model(sim, er->model)) {
-        reject(rej, "model", "model_not_found",
-               "The model `%.100s` does not exist or you do not have "
-               "access to it.",
-               er->model);
+        util_reject(rej, "model", "model_not_found",
+                    "The model `%.100s` does not exist or you do not have "
+                    "access to it.",
+                    er->model);
         rej->status = 404;
         return -ENOENT;
     }
@@ -269,7 +236,7 @@ void embeddings_handle(struct sim *sim, struct evhttp_request *req,
                        const char *deployment_model)
 {
     struct embeddings_request er = {0};
-    struct embeddings_rejection rej = {0};
+    struct sim_rejection rej = {0};
     struct ask ask = {0};
     const struct call_ops *ops =
         deployment_model ? &wire_azure_embeddings_ops : &wire_embeddings_ops;
@@ -278,20 +245,20 @@ void embeddings_handle(struct sim *sim, struct evhttp_request *req,
     size_t len;
 
     if (build_parse_body(req, &er.body) < 0) {
-        reject(&rej, NULL, NULL,
-               "We could not parse the JSON body of your "
-               "request. The OpenAI API expects a JSON "
-               "payload, but what was sent was not valid "
-               "JSON.");
+        util_reject(&rej, NULL, NULL,
+                    "We could not parse the JSON body of your "
+                    "request. The OpenAI API expects a JSON "
+                    "payload, but what was sent was not valid "
+                    "JSON.");
         goto out_reject;
     }
     if (check_request(sim, &er, deployment_model, &rej) < 0)
         goto out_reject;
     fill_ask(&er, &ask);
     if (build_pick_fault(req, &ask, &name, &len) < 0) {
-        reject(&rej, NULL, "unknown_sim_fault",
-               "Unknown simulator fault '%.*s'.", (int)(len > 64 ? 64 : len),
-               name);
+        util_reject(&rej, NULL, "unknown_sim_fault",
+                    "Unknown simulator fault '%.*s'.",
+                    (int)(len > 64 ? 64 : len), name);
         goto out_reject;
     }
 

@@ -52,17 +52,6 @@ static int reject(struct messages_rejection *rej, int status, const char *fmt,
     return -EINVAL;
 }
 
-/* The member, or NULL when absent or null. */
-static struct json_object *member(struct json_object *obj, const char *key)
-{
-    struct json_object *value;
-
-    if (!json_object_object_get_ex(obj, key, &value) ||
-        json_object_is_type(value, json_type_null))
-        return NULL;
-    return value;
-}
-
 static int check_headers(struct evhttp_request *req,
                          struct messages_rejection *rej)
 {
@@ -87,7 +76,7 @@ static int check_message(struct json_object *msg, size_t i,
     if (!json_object_is_type(msg, json_type_object))
         return reject(rej, 400,
                       "messages.%zu: Input should be a valid dictionary", i);
-    role = member(msg, "role");
+    role = util_member(msg, "role");
     name = json_object_is_type(role, json_type_string)
                ? json_object_get_string(role)
                : "";
@@ -96,7 +85,7 @@ static int check_message(struct json_object *msg, size_t i,
                       "messages.%zu.role: Input should be 'user' or "
                       "'assistant'",
                       i);
-    content = member(msg, "content");
+    content = util_member(msg, "content");
     if (content == NULL)
         return reject(rej, 400, "messages.%zu.content: Field required", i);
     if (!json_object_is_type(content, json_type_string) &&
@@ -111,7 +100,7 @@ static int check_messages(struct messages_request *mr,
 {
     size_t n;
 
-    mr->messages = member(mr->body, "messages");
+    mr->messages = util_member(mr->body, "messages");
     if (mr->messages == NULL)
         return reject(rej, 400, "messages: Field required");
     if (!json_object_is_type(mr->messages, json_type_array))
@@ -130,7 +119,7 @@ static int check_messages(struct messages_request *mr,
 static int check_max_tokens(struct messages_request *mr,
                             struct messages_rejection *rej)
 {
-    struct json_object *value = member(mr->body, "max_tokens");
+    struct json_object *value = util_member(mr->body, "max_tokens");
 
     if (value == NULL)
         return reject(rej, 400, "max_tokens: Field required");
@@ -147,19 +136,19 @@ static int check_max_tokens(struct messages_request *mr,
 static int check_options(struct messages_request *mr,
                          struct messages_rejection *rej)
 {
-    struct json_object *stream = member(mr->body, "stream");
+    struct json_object *stream = util_member(mr->body, "stream");
 
     if (stream != NULL && !json_object_is_type(stream, json_type_boolean))
         return reject(rej, 400, "stream: Input should be a valid boolean");
     mr->stream = stream != NULL && json_object_get_boolean(stream);
 
-    mr->system = member(mr->body, "system");
+    mr->system = util_member(mr->body, "system");
     if (mr->system != NULL &&
         !json_object_is_type(mr->system, json_type_string) &&
         !json_object_is_type(mr->system, json_type_array))
         return reject(rej, 400, "system: Input should be a valid list");
 
-    mr->tools = member(mr->body, "tools");
+    mr->tools = util_member(mr->body, "tools");
     if (mr->tools != NULL && !json_object_is_type(mr->tools, json_type_array))
         return reject(rej, 400, "tools: Input should be a valid list");
     return 0;
@@ -168,7 +157,7 @@ static int check_options(struct messages_request *mr,
 static int check_body(struct sim *sim, struct messages_request *mr,
                       struct messages_rejection *rej)
 {
-    struct json_object *model = member(mr->body, "model");
+    struct json_object *model = util_member(mr->body, "model");
 
     if (model == NULL)
         return reject(rej, 400, "model: Field required");
@@ -226,7 +215,7 @@ static const char *find_tool(const struct messages_request *mr,
 
     for (size_t i = 0; i < n && wanted[0] != '\0'; i++) {
         struct json_object *name =
-            member(json_object_array_get_idx(mr->tools, i), "name");
+            util_member(json_object_array_get_idx(mr->tools, i), "name");
 
         if (json_object_is_type(name, json_type_string) &&
             strcmp(json_object_get_string(name), wanted) == 0)

@@ -7,7 +7,6 @@
 #include "sim_surfaces.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,13 +17,6 @@
 /* OpenAI's floor for max_output_tokens. */
 #define RESPONSES_MIN_OUTPUT 16
 
-struct responses_rejection {
-    int status;
-    const char *code;
-    char param[48];
-    char message[256];
-};
-
 struct responses_request {
     struct json_object *body;
     const char *model;
@@ -34,124 +26,97 @@ struct responses_request {
     bool stream;
 };
 
-static int reject(struct responses_rejection *rej, const char *param,
-                  const char *code, const char *fmt, ...)
-{
-    va_list ap;
-
-    rej->status = 400;
-    rej->code = code;
-    snprintf(rej->param, sizeof(rej->param), "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
-static struct json_object *member(struct json_object *obj, const char *key)
-{
-    struct json_object *value;
-
-    if (!json_object_object_get_ex(obj, key, &value) ||
-        json_object_is_type(value, json_type_null))
-        return NULL;
-    return value;
-}
-
 static int check_string(struct json_object *value, const char *param,
-                        struct responses_rejection *rej)
+                        struct sim_rejection *rej)
 {
     if (json_object_is_type(value, json_type_string))
         return 0;
-    return reject(rej, param, "invalid_type",
-                  "Invalid type for '%s': expected a string.", param);
+    return util_reject(rej, param, "invalid_type",
+                       "Invalid type for '%s': expected a string.", param);
 }
 
-static int check_input(struct responses_request *rr,
-                       struct responses_rejection *rej)
+static int check_input(struct responses_request *rr, struct sim_rejection *rej)
 {
-    rr->input = member(rr->body, "input");
+    rr->input = util_member(rr->body, "input");
     if (rr->input == NULL)
-        return reject(rej, "input", "missing_required_parameter",
-                      "Missing required parameter: 'input'.");
+        return util_reject(rej, "input", "missing_required_parameter",
+                           "Missing required parameter: 'input'.");
     if (!json_object_is_type(rr->input, json_type_string) &&
         !json_object_is_type(rr->input, json_type_array))
-        return reject(rej, "input", "invalid_type",
-                      "Invalid type for 'input': expected a string or an "
-                      "array of input items.");
+        return util_reject(rej, "input", "invalid_type",
+                           "Invalid type for 'input': expected a string or an "
+                           "array of input items.");
 
     for (size_t i = 0; json_object_is_type(rr->input, json_type_array) &&
                        i < json_object_array_length(rr->input);
          i++) {
         if (!json_object_is_type(json_object_array_get_idx(rr->input, i),
                                  json_type_object))
-            return reject(rej, "input", "invalid_type",
-                          "Invalid type for 'input[%zu]': expected an "
-                          "object.",
-                          i);
+            return util_reject(rej, "input", "invalid_type",
+                               "Invalid type for 'input[%zu]': expected an "
+                               "object.",
+                               i);
     }
     return 0;
 }
 
-static int check_limit(struct responses_request *rr,
-                       struct responses_rejection *rej)
+static int check_limit(struct responses_request *rr, struct sim_rejection *rej)
 {
-    struct json_object *value = member(rr->body, "max_output_tokens");
+    struct json_object *value = util_member(rr->body, "max_output_tokens");
 
     rr->limit = -1;
     if (value == NULL)
         return 0;
     if (!json_object_is_type(value, json_type_int))
-        return reject(rej, "max_output_tokens", "invalid_type",
-                      "Invalid type for 'max_output_tokens': expected an "
-                      "integer.");
+        return util_reject(rej, "max_output_tokens", "invalid_type",
+                           "Invalid type for 'max_output_tokens': expected an "
+                           "integer.");
     rr->limit = json_object_get_int64(value);
     if (rr->limit < RESPONSES_MIN_OUTPUT)
-        return reject(rej, "max_output_tokens", "integer_below_min_value",
-                      "Invalid 'max_output_tokens': integer below minimum "
-                      "value. Expected a value >= %d, but got %lld "
-                      "instead.",
-                      RESPONSES_MIN_OUTPUT, (long long)rr->limit);
+        return util_reject(rej, "max_output_tokens", "integer_below_min_value",
+                           "Invalid 'max_output_tokens': integer below minimum "
+                           "value. Expected a value >= %d, but got %lld "
+                           "instead.",
+                           RESPONSES_MIN_OUTPUT, (long long)rr->limit);
     return 0;
 }
 
-static int check_model(struct responses_request *rr,
-                       struct responses_rejection *rej)
+static int check_model(struct responses_request *rr, struct sim_rejection *rej)
 {
-    struct json_object *model = member(rr->body, "model");
+    struct json_object *model = util_member(rr->body, "model");
 
     if (model != NULL && check_string(model, "model", rej) < 0)
         return -EINVAL;
     if (model == NULL || json_object_get_string_len(model) == 0)
-        return reject(rej, "model", "missing_required_parameter",
-                      "Missing required parameter: 'model'.");
+        return util_reject(rej, "model", "missing_required_parameter",
+                           "Missing required parameter: 'model'.");
     rr->model = json_object_get_string(model);
     return 0;
 }
 
 static int check_body(struct sim *sim, struct responses_request *rr,
-                      struct responses_rejection *rej)
+                      struct sim_rejection *rej)
 {
-    struct json_object *stream = member(rr->body, "stream");
+    struct json_object *stream = util_member(rr->body, "stream");
 
     if (check_model(rr, rej) < 0 || check_input(rr, rej) < 0 ||
         check_limit(rr, rej) < 0)
         return -EINVAL;
 
-    rr->instructions = member(rr->body, "instructions");
+    rr->instructions = util_member(rr->body, "instructions");
     if (rr->instructions != NULL &&
         check_string(rr->instructions, "instructions", rej) < 0)
         return -EINVAL;
     if (stream != NULL && !json_object_is_type(stream, json_type_boolean))
-        return reject(rej, "stream", "invalid_type",
-                      "Invalid type for 'stream': expected a boolean.");
+        return util_reject(rej, "stream", "invalid_type",
+                           "Invalid type for 'stream': expected a boolean.");
     rr->stream = stream != NULL && json_object_get_boolean(stream);
 
     if (!sim_knows_model(sim, rr->model)) {
-        reject(rej, "model", "model_not_found",
-               "The model '%.100s' does not exist or you do not have "
-               "access to it.",
-               rr->model);
+        util_reject(rej, "model", "model_not_found",
+                    "The model '%.100s' does not exist or you do not have "
+                    "access to it.",
+                    rr->model);
         rej->status = 404;
         return -ENOENT;
     }
@@ -171,7 +136,7 @@ static struct json_object *chat_message(const char *role,
 /* input_text and output_text parts become chat text parts. */
 static struct json_object *chat_part(struct json_object *part)
 {
-    struct json_object *type = member(part, "type");
+    struct json_object *type = util_member(part, "type");
     const char *name = type ? json_object_get_string(type) : "";
     struct json_object *text;
 
@@ -179,7 +144,8 @@ static struct json_object *chat_part(struct json_object *part)
         return json_object_get(part);
     text = json_object_new_object();
     json_object_object_add(text, "type", json_object_new_string("text"));
-    json_object_object_add(text, "text", json_object_get(member(part, "text")));
+    json_object_object_add(text, "text",
+                           json_object_get(util_member(part, "text")));
     return text;
 }
 
@@ -187,8 +153,8 @@ static struct json_object *chat_part(struct json_object *part)
  * content; anything else counts as a message with no text. */
 static struct json_object *chat_item(struct json_object *item)
 {
-    struct json_object *role = member(item, "role");
-    struct json_object *content = member(item, "content");
+    struct json_object *role = util_member(item, "role");
+    struct json_object *content = util_member(item, "content");
     struct json_object *parts;
     size_t n;
 
@@ -256,27 +222,27 @@ static void fill_ask(struct sim *sim, const struct responses_request *rr,
 void responses_handle(struct sim *sim, struct evhttp_request *req)
 {
     struct responses_request rr = {0};
-    struct responses_rejection rej = {0};
+    struct sim_rejection rej = {0};
     struct ask ask = {0};
     struct call *call;
     const char *name;
     size_t len;
 
     if (build_parse_body(req, &rr.body) < 0) {
-        reject(&rej, NULL, NULL,
-               "We could not parse the JSON body of your "
-               "request. The OpenAI API expects a JSON "
-               "payload, but what was sent was not valid "
-               "JSON.");
+        util_reject(&rej, NULL, NULL,
+                    "We could not parse the JSON body of your "
+                    "request. The OpenAI API expects a JSON "
+                    "payload, but what was sent was not valid "
+                    "JSON.");
         goto out_reject;
     }
     if (check_body(sim, &rr, &rej) < 0)
         goto out_reject;
     fill_ask(sim, &rr, &ask);
     if (build_pick_fault(req, &ask, &name, &len) < 0) {
-        reject(&rej, NULL, "unknown_sim_fault",
-               "Unknown simulator fault '%.*s'.", (int)(len > 64 ? 64 : len),
-               name);
+        util_reject(&rej, NULL, "unknown_sim_fault",
+                    "Unknown simulator fault '%.*s'.",
+                    (int)(len > 64 ? 64 : len), name);
         goto out_reject;
     }
 

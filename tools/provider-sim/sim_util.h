@@ -44,6 +44,26 @@ void util_set_free(struct util_set *set);
 /* True when the len bytes are well-formed UTF-8. */
 bool util_utf8_valid(const char *text, size_t len);
 
+struct json_object;
+
+/* A request refused the way OpenAI refuses it (chat, responses,
+ * embeddings): status 400, type invalid_request_error. */
+struct sim_rejection {
+    int status;
+    const char *type;
+    const char *code;
+    char param[64];
+    char message[256];
+};
+
+/* Fills rej for a 400 naming param (may be NULL) and code; returns
+ * -EINVAL, for `return util_reject(...)`. */
+int util_reject(struct sim_rejection *rej, const char *param, const char *code,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The member, or NULL when absent or null. */
+struct json_object *util_member(struct json_object *obj, const char *key);
+
 /* Base64 of len bytes as a NUL-terminated string the caller frees. */
 char *util_base64(const unsigned char *bytes, size_t len);
 

@@ -4,6 +4,12 @@
  */
 #include "sim_util.h"
 
+#include <json-c/json.h>
+
+#include <errno.h>
+
+#include <stdarg.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,4 +228,29 @@ char *util_base64(const unsigned char *bytes, size_t len)
     }
     out[o] = '\0';
     return out;
+}
+
+int util_reject(struct sim_rejection *rej, const char *param, const char *code,
+                const char *fmt, ...)
+{
+    va_list ap;
+
+    rej->status = 400;
+    rej->type = "invalid_request_error";
+    rej->code = code;
+    snprintf(rej->param, sizeof(rej->param), "%s", param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(rej->message, sizeof(rej->message), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+struct json_object *util_member(struct json_object *obj, const char *key)
+{
+    struct json_object *value;
+
+    if (!json_object_object_get_ex(obj, key, &value) ||
+        json_object_is_type(value, json_type_null))
+        return NULL;
+    return value;
 }
